@@ -1,0 +1,54 @@
+# dentrix-zoho: two commands for a newcomer — `make demo` and `make test`.
+# Everything below installs what it needs on a fresh Debian machine (as root):
+# the unixODBC driver manager and the SQLite ODBC driver, a virtualenv in .venv,
+# and the Python dependencies.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DENTRIX_ZOHO_HOME ?= $(CURDIR)/.dentrix_zoho
+
+.PHONY: help setup system-deps test test-fast demo ui bench clean
+
+help:
+	@echo "make demo   - set up, generate a synthetic practice, start the Zoho emulator and run the migration"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make ui     - start the Dagster UI (dagster dev -w workspace.yaml)"
+	@echo "make bench  - run the benchmarks (ratios against limits measured in the same run)"
+	@echo "make clean  - remove .venv and the working folder"
+
+system-deps:
+	@if command -v odbcinst >/dev/null 2>&1 && odbcinst -q -d 2>/dev/null | grep -qi '^\[SQLite3\]'; then \
+		echo "unixODBC and the SQLite3 ODBC driver are present"; \
+	else \
+		echo "installing unixODBC and the SQLite ODBC driver (Debian packages unixodbc, libsqliteodbc)"; \
+		SUDO=""; if [ "$$(id -u)" != "0" ]; then SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q unixodbc libsqliteodbc; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
+
+demo: setup
+	$(BIN)/dentrix-zoho demo
+
+ui: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .dentrix_zoho

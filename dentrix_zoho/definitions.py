@@ -1,0 +1,43 @@
+"""Every Dagster definition of dentrix-zoho, assembled (and nothing else)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from dentrix_zoho.defs.source.assets import audit_assets, staging_assets
+from dentrix_zoho.defs.source.jobs import source_jobs
+from dentrix_zoho.defs.source.resources import DentrixSourceResource
+from dentrix_zoho.defs.workspace_resource import WorkspaceResource
+from dentrix_zoho.settings import load_settings
+
+
+def _env_or(name: str, default: str | None) -> str | dg.EnvVar | None:
+    # EnvVar keeps a secret-bearing value (an ODBC string with PWD=) out of the
+    # run config shown in the UI; an unset variable falls back to the default.
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def build_definitions() -> dg.Definitions:
+    settings = load_settings()
+    home = str(settings.home.expanduser().resolve())
+    return dg.Definitions(
+        assets=[*staging_assets, *audit_assets],
+        jobs=[*source_jobs],
+        resources={
+            "dentrix": DentrixSourceResource(
+                source=_env_or("DENTRIX_SOURCE", None),
+                schema_name=settings.source_schema,
+                demo_practice_path=str(settings.home.expanduser().resolve() / "demo_practice.db"),
+            ),
+            "workspace": WorkspaceResource(
+                home=home,
+                office_id=settings.office_id,
+                ledger_url=_env_or("DENTRIX_ZOHO_LEDGER_URL", None),
+            ),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,66 @@
+"""``dentrix-zoho stage`` and ``dentrix-zoho audit``: the extract phase without Dagster."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from dentrix_zoho.settings import load_settings
+from dentrix_zoho.source.connection import SourceError
+
+
+def _source_or_default(source: str | None) -> str:
+    settings = load_settings()
+    if source:
+        return source
+    if settings.source:
+        return settings.source
+    demo = settings.default_practice_path.expanduser().resolve()
+    if demo.exists():
+        return f"sqlite:///{demo}"
+    raise click.UsageError(
+        "no source: pass --source, set DENTRIX_SOURCE, or create the demo practice with "
+        f"`dentrix-zoho demo-practice --out {demo}`"
+    )
+
+
+@click.command()
+@click.option("--source", help="SQLAlchemy URL or ODBC connection string (default: $DENTRIX_SOURCE, else the demo practice).")
+@click.option("--object", "objects", multiple=True, help="Stage only this Dentrix object (repeatable).")
+@click.option("--chunk-rows", default=10_000, show_default=True, help="Rows fetched per round trip.")
+def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int) -> None:
+    """Stage Dentrix objects into $DENTRIX_ZOHO_HOME/staging.duckdb (schema dentrix).
+
+    Prints one line per object with its row count and speed; no patient data.
+    """
+    from dentrix_zoho.staging.stage_all import stage_objects
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    settings.ensure_home()
+    try:
+        results = stage_objects(
+            _source_or_default(source),
+            settings.staging_path,
+            office_id=settings.office_id,
+            schema=settings.source_schema,
+            objects=objects or None,
+            chunk_rows=chunk_rows,
+        )
+    except (SourceError, KeyError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    total = sum(r.rows for r in results)
+    click.echo(f"staged {len(results)} objects, {total:,} rows into {settings.staging_path}")
+
+
+@click.command()
+def audit() -> None:
+    """Write the source audit report (Markdown) from the staged tables and print its path."""
+    from dentrix_zoho.source.audit import run_audit
+
+    settings = load_settings()
+    report = run_audit(settings.staging_path, settings.reports_dir, image_root=None, provider_map=None)
+    click.echo(f"audit report: {report.path}")
