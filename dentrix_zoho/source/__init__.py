@@ -1,0 +1,1 @@
+"""Reading Dentrix: the catalog, connections, extraction, the synthetic practice and the audit."""
