@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dentrix_zoho.ledger.cli:ledger_group",
         "Inspect and verify the migration ledger.",
     ),
+    "rollback": (
+        "dentrix_zoho.rollback.cli:rollback_group",
+        "Plan and run a rollback of one run or the whole migration, from the ledger.",
+    ),
 }
 
 

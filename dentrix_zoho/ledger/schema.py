@@ -1,0 +1,167 @@
+"""The ledger's tables, in portable SQLAlchemy Core (SQLite and PostgreSQL).
+
+Timestamps are stored as ISO-8601 UTC text: they sort correctly, round-trip
+exactly on both databases, and are hashed into the audit chain byte for byte.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+_ID = 191  # fits an index key on every backend we target
+_TS = 40
+
+ledger_meta = Table(
+    "ledger_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(_ID), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("office_id", String(_ID), nullable=False),
+    Column("started_at", String(_TS), nullable=False),
+    Column("finished_at", String(_TS)),
+    Column("status", String(16), nullable=False),
+    Column("spec_hash", String(128)),
+    Column("notes", Text),
+)
+
+crosswalk = Table(
+    "crosswalk",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("office_id", String(_ID), nullable=False),
+    Column("source_object", String(64), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("zoho_module", String(64), nullable=False),
+    Column("zoho_id", String(64), nullable=False),
+    Column("row_hash", String(128)),
+    Column("last_run_id", String(_ID), nullable=False),
+    # NULL when the Zoho record existed before us and we only updated it.
+    Column("created_by_run", String(_ID)),
+    Column("first_written_at", String(_TS), nullable=False),
+    Column("last_written_at", String(_TS), nullable=False),
+    # Modified_Time Zoho reported after our last write: a different value later
+    # means someone else edited the record.
+    Column("zoho_modified_time", String(_TS)),
+    Column("parent_module", String(64)),
+    Column("parent_zoho_id", String(64)),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("deleted_by_run", String(_ID)),
+    Column("deleted_at", String(_TS)),
+    UniqueConstraint("office_id", "source_object", "source_id", name="uq_crosswalk_source"),
+    UniqueConstraint("zoho_module", "zoho_id", name="uq_crosswalk_zoho"),
+)
+Index("ix_crosswalk_created_by_run", crosswalk.c.created_by_run)
+Index("ix_crosswalk_last_run_id", crosswalk.c.last_run_id)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # Assigned by the appender (tip + 1), never by the database, so the chain
+    # is gap-free by construction and a missing row shows as a gap.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("run_id", String(_ID), nullable=False),
+    Column("time", String(_TS), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("module", String(64), nullable=False),
+    Column("source_id", String(_ID)),
+    Column("zoho_id", String(64)),
+    Column("outcome", String(16), nullable=False),
+    Column("code", String(64)),
+    Column("credits", Integer, nullable=False),
+    Column("http_status", Integer),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_run", audit_log.c.run_id)
+
+# One row: the last seq and hash. Appenders lock it (SELECT ... FOR UPDATE on
+# PostgreSQL, BEGIN IMMEDIATE on SQLite), and verify compares it with the last
+# entry so that cutting rows off the end of the log also shows.
+audit_tip = Table(
+    "audit_tip",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+api_calls = Table(
+    "api_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(_ID), nullable=False),
+    Column("time", String(_TS), nullable=False),
+    Column("method", String(8)),
+    Column("path_template", String(255)),
+    Column("module", String(64)),
+    Column("record_count", Integer),
+    Column("http_status", Integer),
+    Column("credits", Integer),
+    Column("latency_ms", Integer),
+    Column("outcome", String(16)),
+)
+Index("ix_api_calls_run", api_calls.c.run_id)
+
+pre_images = Table(
+    "pre_images",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(_ID), nullable=False),
+    Column("module", String(64), nullable=False),
+    Column("zoho_id", String(64), nullable=False),
+    Column("captured_at", String(_TS), nullable=False),
+    Column("record_json", Text, nullable=False),
+    Column("restored_by_run", String(_ID)),
+    Column("restored_at", String(_TS)),
+    UniqueConstraint("run_id", "module", "zoho_id", name="uq_pre_image_run_record"),
+)
+Index("ix_pre_images_record", pre_images.c.module, pre_images.c.zoho_id)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(_ID), nullable=False),
+    Column("office_id", String(_ID), nullable=False),
+    Column("source_object", String(64), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("field", String(128)),
+    Column("value_class", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", String(_TS), nullable=False),
+)
+Index("ix_quarantine_run", quarantine.c.run_id)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("spec_hash", String(128), nullable=False),
+    Column("approved_by", String(128), nullable=False),
+    Column("approved_at", String(_TS), nullable=False),
+    Column("spec_path", String(1024)),
+)
+Index("ix_approvals_spec_hash", approvals.c.spec_hash)

@@ -1,0 +1,341 @@
+"""Plan a rollback from the ledger: what to delete, what to restore, in which
+order, in how many API calls and for how many credits.
+
+A plan lists only what is still to do, so planning again after a crash gives
+the remaining work; the executor re-checks each step against the ledger too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dentrix_zoho.ledger import CrosswalkRow, Ledger, LedgerError, PreImageRef
+from dentrix_zoho.ledger.text_table import text_table
+
+DEFAULT_MODULE_ORDER: tuple[str, ...] = ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes", "Attachments")
+ATTACHMENT_MODULES: frozenset[str] = frozenset({"Attachments"})
+
+# Zoho limits and credit prices (reference/zoho-crm-v8.md §2.1, §5).
+MAX_IDS_PER_DELETE = 100
+MAX_RECORDS_PER_UPDATE = 100
+RECORDS_PER_UPDATE_CREDIT = 10
+CREDITS_PER_DELETE_CALL = 1
+CREDITS_PER_READ_CALL = 1
+
+Op = Literal["delete", "restore"]
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackItem:
+    zoho_id: str
+    source_object: str | None = None
+    source_id: str | None = None
+    # Modified_Time Zoho reported after our last write; anything else now means
+    # someone edited the record since.
+    expected_modified_time: str | None = None
+    # Restores: whose pre-image to put back, and every pre-image this settles.
+    pre_image_run_id: str | None = None
+    pre_image_ids: tuple[int, ...] = ()
+    # Attachments are deleted through their parent record's URL.
+    parent_module: str | None = None
+    parent_zoho_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStep:
+    """One API call."""
+
+    op: Op
+    module: str
+    items: tuple[RollbackItem, ...]
+    per_record: bool = False  # attachments: one DELETE per attachment
+
+    @property
+    def zoho_ids(self) -> list[str]:
+        return [item.zoho_id for item in self.items]
+
+    @property
+    def credits(self) -> int:
+        if self.op == "restore":
+            return math.ceil(len(self.items) / RECORDS_PER_UPDATE_CREDIT)
+        return CREDITS_PER_DELETE_CALL
+
+
+@dataclass
+class RollbackPlan:
+    target: str  # a run id, or "all"
+    office_id: str | None
+    run_ids: tuple[str, ...]
+    steps: list[RollbackStep]
+    check_human_edits: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Records per (module, op)."""
+        totals: Counter[tuple[str, str]] = Counter()
+        for step in self.steps:
+            totals[(step.module, step.op)] += len(step.items)
+        return dict(totals)
+
+    @property
+    def write_calls(self) -> int:
+        return len(self.steps)
+
+    @property
+    def check_calls(self) -> int:
+        """Reads that compare Modified_Time before touching a record (one per step)."""
+        if not self.check_human_edits:
+            return 0
+        return sum(1 for step in self.steps if not step.per_record)
+
+    @property
+    def api_calls(self) -> int:
+        return self.write_calls + self.check_calls
+
+    @property
+    def credits(self) -> int:
+        return sum(step.credits for step in self.steps) + self.check_calls * CREDITS_PER_READ_CALL
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps
+
+    def render(self) -> str:
+        title = "Rollback of the whole migration" if self.target == "all" else f"Rollback of run {self.target}"
+        if self.office_id:
+            title += f" (office {self.office_id})"
+        lines = [title]
+        if self.is_empty:
+            lines.append("Nothing to roll back.")
+        else:
+            rows: list[tuple[str, str, str, str, str]] = []
+            for (op, module), (records, calls, credits) in self._per_op_module().items():
+                rows.append((op, module, str(records), str(calls), str(credits)))
+            if self.check_calls:
+                rows.append(
+                    (
+                        "check",
+                        "(Modified_Time reads)",
+                        "-",
+                        str(self.check_calls),
+                        str(self.check_calls * CREDITS_PER_READ_CALL),
+                    )
+                )
+            total_records = sum(len(step.items) for step in self.steps)
+            rows.append(("total", "", str(total_records), str(self.api_calls), str(self.credits)))
+            lines.append(text_table(("op", "module", "records", "calls", "credits"), rows))
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    def _per_op_module(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        # Keeps execution order: restores first, then deletes children to parents.
+        table: dict[tuple[str, str], tuple[int, int, int]] = {}
+        for step in self.steps:
+            records, calls, credits = table.get((step.op, step.module), (0, 0, 0))
+            table[(step.op, step.module)] = (records + len(step.items), calls + 1, credits + step.credits)
+        return table
+
+
+def plan_rollback(
+    ledger: Ledger,
+    run_id: str | None,
+    all_runs: bool,
+    module_order: Sequence[str] = DEFAULT_MODULE_ORDER,
+    *,
+    within_module_order: Mapping[str, Sequence[str]] | None = None,
+    office_id: str | None = None,
+    check_human_edits: bool = True,
+) -> RollbackPlan:
+    """Plan the rollback of one run (``run_id``) or of everything (``all_runs``).
+
+    ``module_order`` is the load order, parents first; deletes go the other way.
+    ``within_module_order`` gives, per module, the load order of source objects
+    sharing it (e.g. ``{"Contacts": ["guarantor", "patient"]}``: responsible
+    parties are loaded before the patients that point at them, so patients are
+    deleted first). Source objects not listed count as the most dependent.
+    """
+    if (run_id is None) == (not all_runs):
+        raise ValueError("give exactly one of run_id or all_runs=True")
+    within = {module: list(order) for module, order in (within_module_order or {}).items()}
+    notes: list[str] = []
+
+    if run_id is not None:
+        run = ledger.run(run_id)
+        if run is None:
+            raise LedgerError(f"no run {run_id} in the ledger")
+        if run.kind == "rollback":
+            raise LedgerError(f"run {run_id} is itself a rollback; it has nothing to undo")
+        office_id = office_id or run.office_id
+        if run.status == "running":
+            notes.append(f"run {run_id} is still marked running: stop it before rolling it back")
+        run_ids: tuple[str, ...] = (run_id,)
+        created = list(ledger.crosswalk_rows(created_by_run=run_id, deleted=False, office_id=office_id))
+    else:
+        run_ids = tuple(
+            r.run_id
+            for r in ledger.runs()
+            if r.kind != "rollback" and (office_id is None or r.office_id == office_id)
+        )
+        created = list(ledger.crosswalk_rows(created=True, deleted=False, office_id=office_id))
+
+    rollback_runs = {r.run_id for r in ledger.runs(kind="rollback")}
+    restores = _restore_items(ledger, run_id, office_id, created, rollback_runs, notes)
+    if run_id is not None:
+        later = sum(1 for row in created if row.last_run_id != run_id)
+        later += sum(1 for _, _, row in restores if row is not None and row.last_run_id != run_id)
+        if later:
+            notes.append(
+                f"{later} record(s) were written again by a later run; "
+                "rolling back this run also undoes those later writes"
+            )
+
+    unknown = sorted({row.zoho_module for row in created} - set(module_order))
+    if unknown:
+        notes.append(f"modules not in the load order, deleted first: {', '.join(unknown)}")
+
+    steps = _restore_steps(restores, module_order, within)
+    steps += _delete_steps(created, module_order, within, notes)
+    return RollbackPlan(
+        target=run_id or "all",
+        office_id=office_id,
+        run_ids=run_ids,
+        steps=steps,
+        check_human_edits=check_human_edits,
+        notes=notes,
+    )
+
+
+def _restore_items(
+    ledger: Ledger,
+    run_id: str | None,
+    office_id: str | None,
+    created: Sequence[CrosswalkRow],
+    rollback_runs: set[str],
+    notes: list[str],
+) -> list[tuple[str, RollbackItem, CrosswalkRow | None]]:
+    """(module, item, crosswalk row) per record: this run's pre-image, or (all runs) the earliest one."""
+    doomed = {(row.zoho_module, row.zoho_id) for row in created}
+    groups: dict[tuple[str, str], list[PreImageRef]] = {}
+    for ref in ledger.pre_image_refs(run_id, restored=False):  # capture order
+        if ref.run_id in rollback_runs or (ref.module, ref.zoho_id) in doomed:
+            continue
+        groups.setdefault((ref.module, ref.zoho_id), []).append(ref)
+
+    rows: dict[tuple[str, str], CrosswalkRow] = {}
+    for module in {module for module, _ in groups}:
+        ids = [zoho_id for m, zoho_id in groups if m == module]
+        rows.update({(module, zid): row for zid, row in ledger.by_zoho_ids(module, ids).items()})
+
+    items: list[tuple[str, RollbackItem, CrosswalkRow | None]] = []
+    orphans = 0
+    for key, refs in groups.items():
+        row = rows.get(key)
+        if row is not None and row.deleted:
+            continue  # the record is gone; nothing to put back
+        if row is None and office_id is not None and run_id is None:
+            orphans += 1  # cannot tell which office it belongs to
+            continue
+        if row is not None and office_id is not None and row.office_id != office_id:
+            continue
+        first = refs[0]
+        items.append(
+            (
+                first.module,
+                RollbackItem(
+                    zoho_id=first.zoho_id,
+                    source_object=row.source_object if row else None,
+                    source_id=row.source_id if row else None,
+                    expected_modified_time=row.zoho_modified_time if row else None,
+                    pre_image_run_id=first.run_id,
+                    pre_image_ids=tuple(ref.id for ref in refs),
+                ),
+                row,
+            )
+        )
+    if orphans:
+        notes.append(f"{orphans} pre-image(s) have no crosswalk row and no office; left out")
+    return items
+
+
+def _module_rank(module_order: Sequence[str]) -> dict[str, int]:
+    return {module: index for index, module in enumerate(module_order)}
+
+
+def _object_rank(within: Mapping[str, list[str]], module: str, source_object: str | None) -> int:
+    order = within.get(module, [])
+    # Unlisted objects rank after every listed one: loaded last, deleted first.
+    return order.index(source_object) if source_object in order else len(order)
+
+
+def _restore_steps(
+    restores: Iterable[tuple[str, RollbackItem, CrosswalkRow | None]],
+    module_order: Sequence[str],
+    within: Mapping[str, list[str]],
+) -> list[RollbackStep]:
+    rank = _module_rank(module_order)
+    by_module: dict[str, list[RollbackItem]] = {}
+    for module, item, _ in restores:
+        by_module.setdefault(module, []).append(item)
+    steps: list[RollbackStep] = []
+    for module in sorted(by_module, key=lambda m: (rank.get(m, len(rank)), m)):
+        items = sorted(
+            by_module[module],
+            key=lambda item: (_object_rank(within, module, item.source_object), item.zoho_id),
+        )
+        steps += [RollbackStep("restore", module, tuple(batch)) for batch in _batches(items, MAX_RECORDS_PER_UPDATE)]
+    return steps
+
+
+def _delete_steps(
+    created: Sequence[CrosswalkRow],
+    module_order: Sequence[str],
+    within: Mapping[str, list[str]],
+    notes: list[str],
+) -> list[RollbackStep]:
+    rank = _module_rank(module_order)
+    by_module: dict[str, list[CrosswalkRow]] = {}
+    for row in created:
+        by_module.setdefault(row.zoho_module, []).append(row)
+    # Unknown modules rank as the most dependent (-1 after reversing).
+    ordered = sorted(by_module, key=lambda m: (-rank.get(m, len(rank)), m))
+    steps: list[RollbackStep] = []
+    for module in ordered:
+        rows = sorted(
+            by_module[module],
+            key=lambda row: (-_object_rank(within, module, row.source_object), row.zoho_id),
+        )
+        items = [
+            RollbackItem(
+                zoho_id=row.zoho_id,
+                source_object=row.source_object,
+                source_id=row.source_id,
+                expected_modified_time=row.zoho_modified_time,
+                parent_module=row.parent_module,
+                parent_zoho_id=row.parent_zoho_id,
+            )
+            for row in rows
+        ]
+        if module in ATTACHMENT_MODULES:
+            orphans = [item for item in items if not (item.parent_module and item.parent_zoho_id)]
+            if orphans:
+                notes.append(
+                    f"{len(orphans)} attachment(s) have no parent record in the ledger and cannot be "
+                    "deleted by URL; they go with their parent if it is deleted"
+                )
+            steps += [
+                RollbackStep("delete", module, (item,), per_record=True)
+                for item in items
+                if item.parent_module and item.parent_zoho_id
+            ]
+        else:
+            steps += [RollbackStep("delete", module, tuple(b)) for b in _batches(items, MAX_IDS_PER_DELETE)]
+    return steps
+
+
+def _batches(items: Sequence[RollbackItem], size: int) -> Iterable[list[RollbackItem]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

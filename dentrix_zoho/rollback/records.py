@@ -1,0 +1,106 @@
+"""Record-level rules for rollback: what a restore sends, and how we tell
+our own state from someone else's edit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+# Fields Zoho sets itself; sending them back in an update is at best ignored.
+SYSTEM_FIELDS: frozenset[str] = frozenset(
+    {
+        "Created_Time",
+        "Modified_Time",
+        "Created_By",
+        "Modified_By",
+        "Last_Activity_Time",
+        "Last_Enriched_Time__s",
+        "Tag",
+    }
+)
+
+
+def _is_system(name: str) -> bool:
+    # "$approval_state", "$editable" … and "Record_Status__s", "Locked__s" …
+    return name.startswith("$") or name.endswith("__s") or name in SYSTEM_FIELDS
+
+
+def restore_payload(
+    pre_image: Mapping[str, Any],
+    current: Mapping[str, Any] | None = None,
+    read_only: Collection[str] = (),
+) -> dict[str, Any]:
+    """The update body that puts a record back to its pre-image.
+
+    Subform rows we appended (present now, absent from the pre-image) are
+    deleted explicitly, because Zoho appends rows without an id and keeps rows
+    it is not told to delete.
+    """
+    payload: dict[str, Any] = {}
+    for name, value in pre_image.items():
+        if name != "id" and (_is_system(name) or name in read_only):
+            continue
+        if isinstance(value, list) and _is_subform(value):
+            value = [_strip_system(row) for row in value]
+            extra = _row_ids(current.get(name) if current else None) - _row_ids(value)
+            value = value + [{"id": row_id, "_delete": None} for row_id in sorted(extra)]
+        payload[name] = value
+    payload["id"] = str(pre_image["id"])
+    return payload
+
+
+def matches_pre_image(current: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """True if the record already holds the restored values (a resumed restore)."""
+    for name, wanted in payload.items():
+        if name == "id":
+            continue
+        have = current.get(name)
+        if isinstance(wanted, list) and _is_subform(wanted):
+            kept = {str(row["id"]) for row in wanted if isinstance(row, dict) and "id" in row and "_delete" not in row}
+            if _row_ids(have) != kept:
+                return False
+        elif _normalise(have) != _normalise(wanted):
+            return False
+    return True
+
+
+def same_instant(recorded: str | None, current: str | None) -> bool | None:
+    """Whether two Modified_Time stamps are the same moment; None if unknown."""
+    if recorded is None:
+        return None
+    if current is None:
+        return False
+    try:
+        return datetime.fromisoformat(recorded) == datetime.fromisoformat(current)
+    except ValueError:
+        return recorded == current
+
+
+def modified_by_id(record: Mapping[str, Any]) -> str | None:
+    value = record.get("Modified_By")
+    if isinstance(value, Mapping):
+        found = value.get("id")
+        return None if found is None else str(found)
+    return None
+
+
+def _is_subform(value: list[Any]) -> bool:
+    return bool(value) and all(isinstance(row, dict) for row in value) and any("id" in row for row in value)
+
+
+def _row_ids(value: Any) -> set[str]:
+    if not isinstance(value, list):
+        return set()
+    return {str(row["id"]) for row in value if isinstance(row, dict) and "id" in row}
+
+
+def _strip_system(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name == "id" or not _is_system(name)}
+
+
+def _normalise(value: Any) -> Any:
+    # Lookups come back with extra keys (name, email); the id is what counts.
+    if isinstance(value, Mapping) and "id" in value:
+        return str(value["id"])
+    return value
