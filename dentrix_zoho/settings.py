@@ -7,6 +7,7 @@ client reads its own ``ZOHO_*`` variables in ``dentrix_zoho.zoho.config``).
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -28,6 +29,7 @@ class Settings(BaseModel):
     ledger_url: str | None = Field(default=None, description="DENTRIX_ZOHO_LEDGER_URL")
     image_dir: Path | None = Field(default=None, description="DENTRIX_IMAGE_DIR")
     provider_map: Path | None = Field(default=None, description="DENTRIX_PROVIDER_MAP")
+    as_of: date | None = Field(default=None, description="DENTRIX_AS_OF: the routing reference date")
 
     @field_validator("office_id")
     @classmethod
@@ -83,6 +85,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ledger_url=env.get("DENTRIX_ZOHO_LEDGER_URL") or None,
         image_dir=Path(env["DENTRIX_IMAGE_DIR"]) if env.get("DENTRIX_IMAGE_DIR") else None,
         provider_map=Path(env["DENTRIX_PROVIDER_MAP"]) if env.get("DENTRIX_PROVIDER_MAP") else None,
+        as_of=date.fromisoformat(env["DENTRIX_AS_OF"]) if env.get("DENTRIX_AS_OF") else None,
     )
 
 

@@ -15,18 +15,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError, field_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+from typing import Annotated
 
 
 class ProviderMapError(ValueError):
     pass
 
 
-class ProviderMap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _email_syntax(value: str) -> str:
+    # Syntax only (no DNS); reserved test domains are allowed so rehearsals can use them.
+    try:
+        return validate_email(value, check_deliverability=False, test_environment=True).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address: {exc}") from None
 
-    providers: dict[str, EmailStr | None] = {}
-    default_owner_email: EmailStr | None = None
+
+Email = Annotated[str, AfterValidator(_email_syntax)]
+
+
+class ProviderMap(BaseModel):
+    # Other top-level keys (notes, office labels) are allowed and ignored.
+    model_config = ConfigDict(extra="ignore")
+
+    providers: dict[str, Email | None] = {}
+    default_owner_email: Email | None = None
 
     @field_validator("providers", mode="before")
     @classmethod
