@@ -8,6 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DENTRIX_ZOHO_HOME ?= $(CURDIR)/.dentrix_zoho
+export DAGSTER_HOME ?= $(DENTRIX_ZOHO_HOME)/dagster
 
 .PHONY: help setup system-deps test test-fast demo ui bench clean
 
@@ -45,6 +46,7 @@ demo: setup
 	$(BIN)/dentrix-zoho demo
 
 ui: setup
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup

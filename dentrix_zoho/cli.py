@@ -14,6 +14,10 @@ import click
 
 # name -> ("module:attribute", one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "dentrix_zoho.demo_cli:demo",
+        "Migrate a synthetic practice into a local Zoho emulator, end to end (make demo).",
+    ),
     "demo-practice": (
         "dentrix_zoho.source.synthetic.cli:demo_practice",
         "Generate a synthetic Dentrix practice database (SQLite).",

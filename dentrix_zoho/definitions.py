@@ -6,10 +6,14 @@ import os
 
 import dagster as dg
 
+from dentrix_zoho.defs.load.assets import load_assets
+from dentrix_zoho.defs.load.jobs import load_jobs
+from dentrix_zoho.defs.mapping.assets import mapping_assets, mapping_checks
 from dentrix_zoho.defs.source.assets import audit_assets, staging_assets
 from dentrix_zoho.defs.source.jobs import source_jobs
 from dentrix_zoho.defs.source.resources import DentrixSourceResource
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
+from dentrix_zoho.defs.zoho_resource import ZohoResource
 from dentrix_zoho.settings import load_settings
 
 
@@ -23,14 +27,16 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     home = str(settings.home.expanduser().resolve())
     return dg.Definitions(
-        assets=[*staging_assets, *audit_assets],
-        jobs=[*source_jobs],
+        assets=[*staging_assets, *audit_assets, *mapping_assets, *load_assets],
+        asset_checks=[*mapping_checks],
+        jobs=[*source_jobs, *load_jobs],
         resources={
             "dentrix": DentrixSourceResource(
                 source=_env_or("DENTRIX_SOURCE", None),
                 schema_name=settings.source_schema,
                 demo_practice_path=str(settings.home.expanduser().resolve() / "demo_practice.db"),
             ),
+            "zoho": ZohoResource.from_env_vars(),
             "workspace": WorkspaceResource(
                 home=home,
                 office_id=settings.office_id,

@@ -1,0 +1,303 @@
+"""Phases 2-5 in Dagster: schema setup, owners, the gate, one asset per load step, reconciliation, reports.
+
+Every load asset is an upsert keyed on Source_System_ID and resumable from the
+ledger; blocking checks stop the steps downstream of anything unaccounted for.
+Metadata holds counts only.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from dentrix_zoho.defs.load.resources import build_load_context, open_ledger, sample_ids, today, zoho_client
+from dentrix_zoho.defs.load.state import load_schema, save_owners, save_schema
+from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, SHAPED_GROUP, run_scope, shaped_asset_key
+from dentrix_zoho.defs.source.assets import staged_asset_key
+from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
+from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
+from dentrix_zoho.load import LOAD_ORDER, LOAD_STEPS, LoadOverBudget, ModuleLoadResult
+
+LOAD_GROUP = "zoho_load"
+REPORTS_GROUP = "zoho_reports"
+ZOHO_POOL = zoho_pool_name_from_env()
+
+
+def load_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["zoho_load", name])
+
+
+SCHEMA_KEY = load_key("schema_setup")
+OWNERS_KEY = load_key("owner_resolution")
+APPROVAL_KEY = load_key("mapping_approval")
+RECONCILIATION_KEY = load_key("reconciliation")
+SAMPLE_KEY = dg.AssetKey(["zoho_shaped", "migration_sample"])
+
+
+class SampleConfig(dg.Config):
+    size: int = 75
+    seed: int = 0
+
+
+@dg.asset(
+    key=SAMPLE_KEY,
+    group_name=SHAPED_GROUP,
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    deps=[staged_asset_key(n) for n in ("patient", "appt", "recallpending", "clinicalnote", "insured", "aging")],
+    description="A stratified 50-100 patients (active, recall, insured, with notes, with balances, minors) for the sample migration.",
+)
+def migration_sample(context: dg.AssetExecutionContext, config: SampleConfig, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    from dentrix_zoho.load import select_sample
+    from dentrix_zoho.mapping import load_spec
+
+    with workspace.staging.connect() as con:
+        ids = select_sample(
+            con, config.size, office_id=workspace.office_id, as_of=today(), spec=load_spec(), seed=config.seed
+        )
+        con.execute("CREATE SCHEMA IF NOT EXISTS zoho_shaped")
+        con.execute(f"CREATE OR REPLACE TABLE {SAMPLE_TABLE} (source_id VARCHAR PRIMARY KEY)")
+        con.executemany(f"INSERT INTO {SAMPLE_TABLE} VALUES (?)", [(i,) for i in sorted(ids)])
+    context.log.info(f"sample: {len(ids)} patients selected")
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(ids), "requested_size": config.size})
+
+
+@dg.asset(
+    key=SCHEMA_KEY,
+    group_name=LOAD_GROUP,
+    kinds={"zoho"},
+    pool=ZOHO_POOL,
+    description="Create the custom fields and the insurance subform in Zoho (batches of 5) and read back the API names Zoho assigned.",
+)
+def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
+    from dentrix_zoho.load import setup_schema
+    from dentrix_zoho.mapping import load_spec
+
+    ledger = open_ledger(workspace)
+    result = setup_schema(zoho_client(zoho, ledger, context.run_id), load_spec())
+    path = save_schema(workspace.home_path, result)
+    summary = result.summary()
+    context.log.info(f"schema ready: {summary}")
+    if result.picklist_missing:
+        context.log.warning(
+            "picklist values the value maps need are missing in Zoho; add them in Setup: "
+            + ", ".join(f"{m}.{f} ({len(v)})" for m, fs in result.picklist_missing.items() for f, v in fs.items())
+        )
+    return dg.MaterializeResult(
+        metadata={**summary, "api_names_file": dg.MetadataValue.path(str(path)),
+                  "api_names": dg.MetadataValue.json(result.api_names)}
+    )
+
+
+@dg.asset(
+    key=APPROVAL_KEY,
+    group_name=LOAD_GROUP,
+    kinds={"yaml"},
+    check_specs=[dg.AssetCheckSpec("mapping_approved", asset=APPROVAL_KEY, blocking=True,
+                                   description="The current mapping spec's content hash is approved.")],
+    description="The approval gate: nothing beyond the sample moves until a person approves this exact map (`dentrix-zoho map approve --by NAME`).",
+)
+def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    from dentrix_zoho.mapping import approval_status
+
+    status = approval_status(open_ledger(workspace))
+    approved = status.approved
+    spec_hash = status.spec_hash
+    yield dg.MaterializeResult(metadata={"spec_hash": spec_hash[:12], "approved": approved})
+    yield dg.AssetCheckResult(
+        check_name="mapping_approved",
+        passed=approved,
+        metadata={"spec_hash": spec_hash[:12]},
+        description="approved" if approved else
+        f"spec {spec_hash[:12]} is not approved: review the sample diff report, then run `dentrix-zoho map approve --by NAME`",
+    )
+
+
+@dg.asset(
+    key=OWNERS_KEY,
+    group_name=LOAD_GROUP,
+    kinds={"zoho"},
+    pool=ZOHO_POOL,
+    deps=[SCHEMA_KEY, *[shaped_asset_key(t) for t in ("contacts", "leads", "events", "tasks", "calls")]],
+    check_specs=[dg.AssetCheckSpec("providers_resolved", asset=OWNERS_KEY, blocking=True,
+                                   description="Every provider resolves to an active Zoho user, or the map names a default owner.")],
+    description="Dentrix providers resolved to Zoho users by the e-mail in the provider map (case-insensitive).",
+)
+def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    from dentrix_zoho.load import resolve_owners, shaped_provider_ids
+    from dentrix_zoho.settings import load_settings
+    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+
+    path = load_settings().resolved_provider_map()
+    provider_map = load_provider_map(path) if path else ProviderMap()
+    ledger = open_ledger(workspace)
+    ids = shaped_provider_ids(workspace.staging.path, workspace.office_id)
+    owners = resolve_owners(zoho_client(zoho, ledger, context.run_id), provider_map, ids)
+    save_owners(workspace.home_path, owners)
+    summary = owners.summary()
+    yield dg.MaterializeResult(metadata={**summary, "providers_seen": len(ids)})
+    yield dg.AssetCheckResult(
+        check_name="providers_resolved",
+        passed=not owners.blocking,
+        metadata={"unmatched": len(owners.unmatched), "unmatched_providers": ", ".join(owners.unmatched) or "none"},
+        description="every provider has an owner" if not owners.blocking else
+        f"{len(owners.unmatched)} provider(s) have no Zoho user and no default owner is set: "
+        "add them to the provider map (or set default_owner_email)",
+    )
+
+
+def _load_metadata(result: ModuleLoadResult) -> dict[str, object]:
+    metadata: dict[str, object] = {k: v for k, v in result.as_dict().items() if k not in ("codes", "step", "module")}
+    metadata["dagster/row_count"] = result.ok + result.unchanged
+    if result.codes:
+        metadata["error_codes"] = dg.MetadataValue.json(result.codes)
+    return metadata
+
+
+def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsDefinition:
+    step = LOAD_STEPS[step_name]
+    key = load_key(step_name)
+    deps = [SCHEMA_KEY, OWNERS_KEY, APPROVAL_KEY, shaped_asset_key(step.table)]
+    if previous is not None:
+        deps.append(previous)
+
+    @dg.asset(
+        key=key,
+        group_name=LOAD_GROUP,
+        kinds={"zoho"},
+        pool=ZOHO_POOL,
+        deps=deps,
+        check_specs=[dg.AssetCheckSpec("accounted_for", asset=key, blocking=True,
+                                       description="Every shaped row is loaded, unchanged since the last load, or quarantined with a reason.")],
+        description=f"Load step `{step_name}`: `zoho_shaped.{step.table}` ({step.where}) into Zoho {step.module} ({step.kind}).",
+    )
+    def _load(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        from dentrix_zoho.load import estimate_load, load_module, refuse_if_over_budget
+        from dentrix_zoho.mapping import is_current_spec_approved, spec_hash, load_spec
+
+        scope = run_scope(context)
+        ledger = open_ledger(workspace)
+        if scope != "sample" and not is_current_spec_approved(ledger):
+            # The blocking check stops a job; this stops an ad-hoc materialization too.
+            raise dg.Failure("the mapping spec is not approved: only the sample may be loaded")
+        ledger.start_run(scope, workspace.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run_id)
+        ctx = build_load_context(context, workspace, zoho, ledger, scope=scope)
+        if previous is None:
+            estimate = estimate_load(ctx)
+            context.log.info(f"load estimate: {estimate.calls:,} calls, {estimate.credits:,} credits "
+                             f"(remaining: {estimate.remaining if estimate.remaining is not None else 'unknown'})")
+            try:
+                refuse_if_over_budget(ctx, estimate)
+            except LoadOverBudget as exc:
+                raise dg.Failure(str(exc), metadata={"estimate": dg.MetadataValue.json(estimate.summary())}) from None
+        result = load_module(ctx, step_name)
+        context.log.info(
+            f"{step_name}: {result.ok:,} ok, {result.unchanged:,} unchanged, {result.quarantined:,} quarantined, "
+            f"{result.failed:,} failed, {result.api_calls:,} calls in {result.elapsed_s:.1f}s"
+        )
+        accounted = result.ok + result.unchanged + result.quarantined
+        yield dg.MaterializeResult(metadata=_load_metadata(result))
+        yield dg.AssetCheckResult(
+            check_name="accounted_for",
+            passed=result.failed == 0 and accounted >= result.shaped,
+            metadata={"shaped": result.shaped, "accounted": accounted, "failed": result.failed},
+            description=f"{accounted:,} of {result.shaped:,} rows loaded, unchanged or quarantined; {result.failed:,} failed"
+            + ("" if result.failed == 0 else " (run again: the load resumes from the ledger)"),
+        )
+
+    return _load
+
+
+def _build_load_steps() -> list[dg.AssetsDefinition]:
+    assets = []
+    previous: dg.AssetKey | None = None
+    for name in LOAD_ORDER:
+        assets.append(_build_load_step(name, previous))
+        previous = load_key(name)
+    return assets
+
+
+load_step_assets = _build_load_steps()
+
+RECONCILIATION_CHECKS = ("load_accounting", "zoho_counts", "parents", "balances", "zero_loss")
+
+
+@dg.asset(
+    key=RECONCILIATION_KEY,
+    group_name=LOAD_GROUP,
+    kinds={"zoho", "csv"},
+    pool=ZOHO_POOL,
+    deps=[load_key(LOAD_ORDER[-1])],
+    check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True) for name in RECONCILIATION_CHECKS],
+    description=(
+        "Reconciliation gates: per module source = loaded + quarantined + skipped by a named rule; Zoho counts "
+        "match the ledger; every child's parent resolves; Balance_Due sums to the guarantor balances; zero loss. "
+        "Also writes the re-migration plan (CSV and Markdown) of every quarantined record."
+    ),
+)
+def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    from dentrix_zoho.load import (
+        reconcile_accounting,
+        reconcile_balances,
+        reconcile_parents,
+        reconcile_zoho_counts,
+        write_remigration_plan,
+        zero_loss_gate,
+    )
+
+    scope = run_scope(context)
+    ledger = open_ledger(workspace)
+    schema = load_schema(workspace.home_path)
+    if schema is None:
+        raise dg.Failure("schema setup has not run: materialize zoho_load/schema_setup first")
+    client = zoho_client(zoho, ledger, context.run_id)
+    office = workspace.office_id
+    sample = sample_ids(workspace) if scope == "sample" else None
+    results = [
+        reconcile_accounting(workspace.staging.path, ledger, office, sample_source_ids=sample),
+        reconcile_zoho_counts(client, ledger, office, schema, recheck_seconds=5.0),
+        reconcile_parents(client, ledger, office, schema),
+        reconcile_balances(workspace.staging.path, client, ledger, office, schema),
+    ]
+    gate = zero_loss_gate(results)
+    plan = write_remigration_plan(workspace.staging.path, ledger, office, workspace.reports_dir)
+    ledger.finish_run(context.run_id, "succeeded" if gate.passed else "failed")
+    yield dg.MaterializeResult(
+        metadata={
+            "zero_loss": gate.passed,
+            "quarantined_records": plan.records,
+            "remigration_plan_csv": dg.MetadataValue.path(str(plan.csv_path)),
+            "remigration_plan_md": dg.MetadataValue.path(str(plan.markdown_path)),
+            "remigration_plan": dg.MetadataValue.json(plan.by_reason),
+        }
+    )
+    for name, result in zip(RECONCILIATION_CHECKS, [*results, gate]):
+        yield dg.AssetCheckResult(
+            check_name=name,
+            passed=result.passed,
+            description=result.description,
+            metadata={"counts": dg.MetadataValue.json(result.counts)},
+        )
+
+
+@dg.asset(
+    key=dg.AssetKey(["zoho_reports", "sample_diff_report"]),
+    group_name=REPORTS_GROUP,
+    kinds={"html", "csv"},
+    pool=ZOHO_POOL,
+    deps=[RECONCILIATION_KEY],
+    description="Every migrated record read back from Zoho and compared field by field with its shaped row (HTML and CSV, owner-only).",
+)
+def sample_diff_report(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
+    from dentrix_zoho.load import write_diff_report
+
+    ledger = open_ledger(workspace)
+    ctx = build_load_context(context, workspace, zoho, ledger, scope=run_scope(context))
+    summary = write_diff_report(ctx, workspace.reports_dir)
+    counts = {k: v for k, v in vars(summary).items() if isinstance(v, int) and not isinstance(v, bool)}
+    context.log.info(f"diff report: {summary.records:,} records, {summary.mismatches:,} mismatching fields")
+    return dg.MaterializeResult(
+        metadata={**counts, "html": dg.MetadataValue.path(str(summary.html_path)), "csv": dg.MetadataValue.path(str(summary.csv_path)), "clean": summary.clean}
+    )
+
+
+load_assets = [migration_sample, schema_setup, mapping_approval, owner_resolution, *load_step_assets, reconciliation, sample_diff_report]

@@ -1,0 +1,79 @@
+"""What load assets share: the ledger, the Zoho client wired to it, and the load context."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE
+from dentrix_zoho.defs.load.state import load_owners, load_schema
+from dentrix_zoho.defs.workspace_resource import WorkspaceResource
+from dentrix_zoho.defs.zoho_resource import ZohoResource
+from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.load import LoadContext, LoadOptions, SchemaResult, api_call_sink
+from dentrix_zoho.mapping import apply_api_names, load_spec
+from dentrix_zoho.zoho import ZohoClient
+
+
+def open_ledger(workspace: WorkspaceResource) -> Ledger:
+    return Ledger(workspace.resolved_ledger_url)
+
+
+def zoho_client(zoho: ZohoResource, ledger: Ledger, run_id: str) -> ZohoClient:
+    """Every API call of this run lands in the ledger's api_calls table (ids and counts only)."""
+    return zoho.get_client(event_sink=api_call_sink(ledger, run_id))
+
+
+def sample_ids(workspace: WorkspaceResource) -> frozenset[str] | None:
+    with workspace.staging.connect(read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'zoho_shaped' "
+            "AND table_name = 'sample_patients'"
+        ).fetchone()[0]
+        if not exists:
+            return None
+        return frozenset(r[0] for r in con.execute(f"SELECT source_id FROM {SAMPLE_TABLE}").fetchall())
+
+
+def build_load_context(
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    zoho: ZohoResource,
+    ledger: Ledger,
+    *,
+    scope: str,
+) -> LoadContext:
+    home = workspace.home_path
+    schema = load_schema(home)
+    owners = load_owners(home)
+    if schema is None or owners is None:
+        raise dg.Failure(
+            "schema setup and owner resolution have not run in this working folder: "
+            "materialize zoho_load/schema_setup and zoho_load/owner_resolution first"
+        )
+    spec = apply_api_names(load_spec(), schema.api_names)
+    options = LoadOptions(sample_source_ids=sample_ids(workspace) if scope == "sample" else None)
+    return LoadContext(
+        duckdb_path=workspace.staging.path,
+        client=zoho_client(zoho, ledger, context.run_id),
+        ledger=ledger,
+        office_id=workspace.office_id,
+        run_id=context.run_id,
+        spec=spec,
+        owners=owners,
+        schema=schema,
+        options=options,
+    )
+
+
+def today() -> dt.date:
+    from dentrix_zoho.settings import load_settings
+
+    return load_settings().as_of or dt.date.today()
+
+
+def reports_dir(workspace: WorkspaceResource) -> Path:
+    return workspace.reports_dir
+
+
+__all__ = ["SchemaResult", "build_load_context", "open_ledger", "reports_dir", "sample_ids", "today", "zoho_client"]

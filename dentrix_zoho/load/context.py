@@ -1,0 +1,120 @@
+"""What a load needs (``LoadContext``), the order modules go in (``LOAD_ORDER``) and what a step reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.load.owners import OwnerResolution
+from dentrix_zoho.load.schema_setup import SchemaResult
+from dentrix_zoho.mapping.spec import MappingSpec
+from dentrix_zoho.zoho import ZohoClient, limits
+
+Kind = Literal["upsert", "notes", "attachments"]
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """One step of the load: a slice of one ``zoho_shaped`` table going to one Zoho module."""
+
+    name: str
+    module: str
+    table: str
+    kind: Kind
+    where: str = "TRUE"  # SQL over the shaped table's columns
+
+
+LOAD_STEPS: dict[str, LoadStep] = {
+    step.name: step
+    for step in (
+        LoadStep("responsible_parties", "Contacts", "contacts", "upsert", "tier = 0"),
+        LoadStep("patients", "Contacts", "contacts", "upsert", "coalesce(tier, 1) <> 0"),
+        LoadStep("leads", "Leads", "leads", "upsert"),
+        LoadStep("events", "Events", "events", "upsert"),
+        LoadStep("tasks", "Tasks", "tasks", "upsert"),
+        LoadStep("calls", "Calls", "calls", "upsert"),
+        LoadStep("notes", "Notes", "notes", "notes"),
+        LoadStep("attachments", "Attachments", "attachments", "attachments", "source_object <> 'aging'"),
+        LoadStep("ledger_pdfs", "Attachments", "attachments", "attachments", "source_object = 'aging'"),
+    )
+}
+# Parents before children: responsible parties -> patients -> leads -> activities -> notes -> files.
+LOAD_ORDER: tuple[str, ...] = tuple(LOAD_STEPS)
+
+
+def steps_for(name: str) -> list[LoadStep]:
+    """A step by name, or every step of a Zoho module (``"Contacts"``) in load order."""
+    if name in LOAD_STEPS:
+        return [LOAD_STEPS[name]]
+    steps = [s for s in LOAD_STEPS.values() if s.module == name]
+    if not steps:
+        raise ValueError(f"unknown load step or module {name!r}; steps: {', '.join(LOAD_ORDER)}")
+    return steps
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dry_run: bool = False
+    batch_size: int = limits.RECORDS_PER_WRITE
+    # Restrict the load to these Source_System_IDs (a sample) and their children.
+    sample_source_ids: frozenset[str] | None = None
+    # Batches sent concurrently per client call (the client caps them at the org's concurrency).
+    parallel_batches: int = 4
+    # How many times an uncertain Note/Attachment create is reconciled and re-sent within a run.
+    child_retry_rounds: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= limits.RECORDS_PER_WRITE:
+            raise ValueError(f"batch_size must be 1-{limits.RECORDS_PER_WRITE}, got {self.batch_size}")
+        if self.parallel_batches < 1:
+            raise ValueError("parallel_batches must be at least 1")
+
+
+@dataclass
+class LoadContext:
+    duckdb_path: Path
+    client: ZohoClient
+    ledger: Ledger
+    office_id: str
+    run_id: str
+    spec: MappingSpec
+    owners: OwnerResolution
+    schema: SchemaResult
+    options: LoadOptions = field(default_factory=LoadOptions)
+    # Per-run caches (pre-scans of Zoho), filled lazily.
+    run_cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def source_id_field(self, module: str) -> str:
+        return self.schema.source_id_field(module)
+
+    def run_id_field(self, module: str) -> str:
+        return self.schema.run_id_field(module)
+
+
+@dataclass
+class ModuleLoadResult:
+    """Counts only: safe for logs and Dagster metadata."""
+
+    step: str
+    module: str
+    shaped: int = 0  # rows in scope for this step
+    unchanged: int = 0  # hash equal to the last successful load: not sent
+    sent: int = 0
+    ok: int = 0
+    created: int = 0
+    updated: int = 0
+    failed: int = 0  # may succeed on the next run (retryable, uncertain, unresolved)
+    quarantined: int = 0  # rejected by Zoho or held back (missing/over-limit file, parent not loaded)
+    reconciled: int = 0  # Notes/Attachments found in Zoho after an uncertain or interrupted create
+    pre_images: int = 0
+    links_dropped: int = 0  # optional links whose target is not in Zoho yet (sent again next run)
+    owner_unresolved: int = 0
+    api_calls: int = 0
+    elapsed_s: float = 0.0
+    dry_run: bool = False
+    codes: dict[str, int] = field(default_factory=dict)  # error code -> count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(self).items()}

@@ -1,0 +1,146 @@
+"""Everything the loader tells the ledger: per batch, the crosswalk, the audit log and the quarantine.
+
+The ledger offers no single call that writes all three in one transaction, so a batch is
+committed crosswalk first (what makes a resume skip the record), then the audit entries,
+then the quarantine. A kill between them loses audit lines of that batch, never a record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from dentrix_zoho.ledger import AuditEntry, CrosswalkWrite, Ledger, QuarantineRow
+from dentrix_zoho.ledger import schema as ledger_schema
+
+INTENT_OPERATION = "send_intent"
+_CODE = re.compile(r"[^A-Za-z0-9_.\-]")
+_CLASS = re.compile(r"[^a-z0-9_]")
+
+
+def audit_code(code: str | None) -> str | None:
+    if code is None:
+        return None
+    cleaned = _CODE.sub("_", code)[:64]
+    return cleaned or None
+
+
+def value_class_code(text: str) -> str:
+    cleaned = _CLASS.sub("_", text.lower()).strip("_")[:64] or "unknown"
+    return cleaned if cleaned[0].isalpha() else f"v_{cleaned}"[:64]
+
+
+@dataclass
+class BatchRecord:
+    """What one batch leaves in the ledger."""
+
+    writes: list[CrosswalkWrite] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    resolved_sources: list[tuple[str, str]] = field(default_factory=list)  # (source_object, source_id)
+
+
+class LedgerWriter:
+    """Commits batches, keeps the quarantine free of repeats, and reads back send intents."""
+
+    def __init__(self, ledger: Ledger, run_id: str, office_id: str) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.office_id = office_id
+        self._open: dict[tuple[str, str], list[QuarantineRow]] | None = None
+        self._held: set[str] | None = None
+
+    def _open_quarantine(self) -> dict[tuple[str, str], list[QuarantineRow]]:
+        if self._open is None:
+            self._open = {}
+            for row in self.ledger.quarantine_rows(status="open"):
+                if row.office_id == self.office_id:
+                    self._open.setdefault((row.source_object, row.source_id), []).append(row)
+        return self._open
+
+    def commit(self, batch: BatchRecord) -> list[str]:
+        """Write one batch; returns crosswalk conflicts (the caller has already quarantined nothing for them)."""
+        conflicts = self.ledger.record_writes(self.run_id, self.office_id, batch.writes) if batch.writes else []
+        if batch.audit:
+            self.ledger.append_audit_many(batch.audit)
+        open_rows = self._open_quarantine()
+        fresh: list[QuarantineRow] = []
+        for row in batch.quarantine:
+            known = open_rows.get((row.source_object, row.source_id), [])
+            if any((k.field, k.reason) == (row.field, row.reason) for k in known):
+                continue
+            fresh.append(row)
+            open_rows.setdefault((row.source_object, row.source_id), []).append(row)
+        if fresh:
+            self.ledger.quarantine(fresh)
+            self._held = None
+        if batch.resolved_sources:
+            self.resolve(batch.resolved_sources)
+        return conflicts
+
+    def resolve(self, sources: Iterable[tuple[str, str]]) -> int:
+        """A record that loads now is no longer quarantined."""
+        open_rows = self._open_quarantine()
+        keys = [k for k in set(sources) if k in open_rows]
+        if not keys:
+            return 0
+        ids = [r.id for k in keys for r in open_rows[k] if r.id is not None]
+        stale = [k for k in keys if any(r.id is None for r in open_rows[k])]
+        if stale:  # rows added in this run carry no id yet: read them back once
+            self._open = None
+            fresh = self._open_quarantine()
+            ids += [r.id for k in stale for r in fresh.get(k, []) if r.id is not None]
+        for k in keys:
+            self._open_quarantine().pop(k, None)
+        self._held = None
+        return self.ledger.resolve_quarantine(sorted(set(ids))) if ids else 0
+
+    def is_quarantined(self, source_object: str, source_id: str) -> bool:
+        return (source_object, source_id) in self._open_quarantine()
+
+    def open_rows(self, source_object: str, source_id: str) -> list[QuarantineRow]:
+        return list(self._open_quarantine().get((source_object, source_id), []))
+
+    def held_back(self, source_id: str) -> bool:
+        """Is this source record (any object) in the open quarantine?"""
+        if self._held is None:
+            self._held = {sid for _, sid in self._open_quarantine()}
+        return source_id in self._held
+
+    def record_intent(self, module: str, source_ids: Sequence[str]) -> None:
+        """Before a create that has no upsert key: a resume must look in Zoho before sending again."""
+        self.ledger.append_audit_many(
+            AuditEntry(self.run_id, INTENT_OPERATION, module, "uncertain", source_id=sid) for sid in source_ids
+        )
+
+    def intents(self, module: str, source_ids: Iterable[str]) -> set[str]:
+        """Source ids some run announced a create for (read straight from the audit table)."""
+        wanted = list(dict.fromkeys(source_ids))
+        a = ledger_schema.audit_log.c
+        found: set[str] = set()
+        with self.ledger.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(a.source_id).where(
+                    a.operation == INTENT_OPERATION, a.module == module, a.source_id.in_(chunk)
+                ).distinct()
+                found.update(r[0] for r in conn.execute(query))
+        return found
+
+
+def api_call_sink(ledger: Ledger, run_id: str) -> Callable[[Any], None]:
+    """An event sink for ``ZohoClient(config, event_sink=...)`` that stores every call in the ledger.
+
+    The client's ``ApiCallEvent`` says ``status``; the ledger's table says ``http_status``.
+    """
+
+    def sink(event: Any) -> None:
+        values = event.as_dict() if hasattr(event, "as_dict") else dict(event)
+        values.setdefault("http_status", values.get("status"))
+        ledger.record_api_call(run_id, values)
+
+    return sink

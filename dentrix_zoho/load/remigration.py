@@ -1,0 +1,127 @@
+"""The re-migration plan: every quarantined record, why, and what to do about it (CSV + Markdown).
+
+Rows come from shaping (``zoho_shaped.quarantine``) and from the load (the ledger's open
+quarantine). The files name source ids and reasons, never values, but they sit in the
+owner-only reports folder with everything else that points at patients.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.load.reports_io import private_dir, write_private
+from dentrix_zoho.load.shaped import open_duckdb, table_exists
+from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
+
+COLUMNS = ("object", "source_id", "field", "value_class", "reason", "stage", "action")
+
+# Most specific first: the first prefix that matches gives the advice.
+_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("zoho_rejected INVALID_DATA", "Zoho refused the value of this field: add the value to the Zoho picklist or fix "
+                                   "the value (or its value map) in Dentrix, then run the delta load"),
+    ("zoho_rejected MANDATORY_NOT_FOUND", "a required Zoho field is empty: fill it in Dentrix, then run the delta load"),
+    ("zoho_rejected DUPLICATE_DATA", "another Zoho record holds this unique value: merge the records, then run the delta load"),
+    ("zoho_rejected", "Zoho refused the record: read the code, correct the source or the map, then run the delta load"),
+    ("crosswalk_conflict", "two source records matched one Zoho record: de-duplicate them in Dentrix, then run the delta load"),
+    ("parent_not_loaded", "the parent patient is not in Zoho: fix the parent's quarantine first; this record follows on the next run"),
+    ("parent_quarantined", "the parent patient is quarantined: fix the parent first; this record follows on the next run"),
+    ("orphan", "no patient owns this record in Dentrix: attach it to a patient or accept that it is not migrated"),
+    ("file_missing", "the file is not in the image folder: restore it there, then run the attachments step again"),
+    ("file_over_limit", "the file is larger than Zoho's 20 MB: compress or split it (or keep it outside Zoho), then run again"),
+    ("file_path_invalid", "the document's path is unusable: correct it in Dentrix, then run the attachments step again"),
+    ("note_too_long", "the note is longer than Zoho allows: shorten it, or set notes.overflow to split in the map"),
+)
+DEFAULT_ACTION = "review the value in Dentrix, correct it or the map, re-stage and run the delta load"
+
+
+def action_for(reason: str) -> str:
+    for prefix, action in _ACTIONS:
+        if reason.startswith(prefix):
+            return action
+    return DEFAULT_ACTION
+
+
+@dataclass
+class RemigrationPlan:
+    """Counts only (the paths are where the details are)."""
+
+    csv_path: Path
+    markdown_path: Path
+    records: int = 0
+    rows: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_object: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"records": self.records, "rows": self.rows, "by_reason": dict(self.by_reason),
+                "by_object": dict(self.by_object), "csv": str(self.csv_path), "markdown": str(self.markdown_path)}
+
+
+def _reason_key(reason: str) -> str:
+    """The reason without its detail (`zoho_rejected INVALID_DATA (x) [hash]` -> `zoho_rejected INVALID_DATA`)."""
+    head = reason.split(":", 1)[0].split(" (", 1)[0].split(" [", 1)[0]
+    return head.strip()
+
+
+def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[str, str]]:
+    rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    with open_duckdb(duckdb_path) as con:
+        if table_exists(con, "quarantine"):
+            for obj, sid, fld, klass, reason in con.execute(
+                f"SELECT source_object, source_id, field, value_class, reason FROM {OUTPUT_SCHEMA}.quarantine "
+                "WHERE office_id = ? ORDER BY source_object, source_id", [office_id]).fetchall():
+                key = (obj, sid, fld or "", _reason_key(reason or ""))
+                rows.setdefault(key, {"object": obj, "source_id": sid, "field": fld or "", "value_class": klass or "",
+                                      "reason": reason or "", "stage": "shape"})
+    for q in ledger.quarantine_rows(status="open"):
+        if q.office_id != office_id:
+            continue
+        key = (q.source_object, q.source_id, q.field or "", _reason_key(q.reason))
+        if key in rows:
+            continue
+        rows[key] = {"object": q.source_object, "source_id": q.source_id, "field": q.field or "",
+                     "value_class": q.value_class, "reason": q.reason, "stage": "load"}
+    out = []
+    for row in sorted(rows.values(), key=lambda r: (r["object"], r["source_id"], r["field"], r["reason"])):
+        row["action"] = action_for(row["reason"])
+        out.append(row)
+    return out
+
+
+def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, reports_dir: Path) -> RemigrationPlan:
+    folder = private_dir(Path(reports_dir))
+    rows = plan_rows(duckdb_path, ledger, office_id)
+    plan = RemigrationPlan(folder / f"remigration_plan_{office_id}.csv", folder / f"remigration_plan_{office_id}.md")
+    plan.rows = len(rows)
+    plan.records = len({(r["object"], r["source_id"]) for r in rows})
+    plan.by_reason = dict(sorted(Counter(_reason_key(r["reason"]) for r in rows).items()))
+    plan.by_object = dict(sorted(Counter(r["object"] for r in rows).items()))
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_private(plan.csv_path, buffer.getvalue())
+
+    md = [f"# Re-migration plan: office {office_id}", "",
+          f"{plan.records} quarantined records ({plan.rows} reasons). Fix the cause, then run the delta load: "
+          "fixed records go in, the rest stay listed here.", "",
+          "## By reason", "", "| reason | rows | what to do |", "|---|---:|---|"]
+    for reason, n in plan.by_reason.items():
+        md.append(f"| {_cell(reason)} | {n} | {_cell(action_for(reason))} |")
+    md += ["", "## Records", "", "| object | source id | field | value class | reason | stage |",
+           "|---|---|---|---|---|---|"]
+    md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} | "
+           f"{_cell(r['reason'])} | {r['stage']} |" for r in rows]
+    write_private(plan.markdown_path, "\n".join(md) + "\n")
+    return plan
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

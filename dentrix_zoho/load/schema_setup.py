@@ -1,0 +1,106 @@
+"""Phase 2: create the custom fields the map needs and read back the API names Zoho assigned."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dentrix_zoho.mapping import custom_fields, picklist_additions
+from dentrix_zoho.mapping.spec import MappingSpec
+from dentrix_zoho.zoho import ZohoClient
+
+log = logging.getLogger(__name__)
+
+SOURCE_ID_LABEL = "Source System ID"
+RUN_ID_LABEL = "Migration Run ID"
+# Every module we upsert into needs both: the unique key and the run stamp.
+_REQUIRED = {
+    SOURCE_ID_LABEL: {"field_label": SOURCE_ID_LABEL, "data_type": "text", "length": 100,
+                      "unique": {"case_sensitive": False}},
+    RUN_ID_LABEL: {"field_label": RUN_ID_LABEL, "data_type": "text", "length": 64},
+}
+# Notes and Attachments take no custom fields; they are reconciled through the ledger instead.
+KEYED_MODULES = ("Contacts", "Leads", "Events", "Tasks", "Calls")
+
+
+@dataclass
+class SchemaResult:
+    """Per module, field label -> API name (subform children under the subform's API name)."""
+
+    api_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    fields_requested: dict[str, int] = field(default_factory=dict)
+    # Values the value maps need on standard picklists that the org does not have yet. The
+    # client has no picklist-update call, so these are reported for the admin to add.
+    picklist_missing: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def source_id_field(self, module: str) -> str:
+        return self.api_names.get(module, {}).get(SOURCE_ID_LABEL, "Source_System_ID")
+
+    def run_id_field(self, module: str) -> str:
+        return self.api_names.get(module, {}).get(RUN_ID_LABEL, "Migration_Run_ID")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "modules": len(self.api_names),
+            "fields": sum(len(v) for v in self.api_names.values()),
+            "picklist_values_missing": sum(len(v) for f in self.picklist_missing.values() for v in f.values()),
+        }
+
+
+def _wanted(spec: MappingSpec) -> dict[str, list[dict[str, Any]]]:
+    wanted = {module: list(bodies) for module, bodies in custom_fields(spec).items()}
+    for module in KEYED_MODULES:
+        bodies = wanted.setdefault(module, [])
+        labels = {str(b["field_label"]).casefold() for b in bodies}
+        for label, body in _REQUIRED.items():
+            if label.casefold() not in labels:
+                bodies.insert(0, dict(body))
+    return {m: b for m, b in wanted.items() if b}
+
+
+def _subform_children(fields: list[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for f in fields:
+        if str(f.get("data_type")) != "subform" or not f.get("api_name"):
+            continue
+        rows = (f.get("subform") or {}).get("fields") or f.get("subform_fields") or []
+        out[str(f["api_name"])] = {
+            str(r["field_label"]): str(r["api_name"]) for r in rows if r.get("field_label") and r.get("api_name")
+        }
+    return out
+
+
+def missing_picklist_values(client: ZohoClient, spec: MappingSpec) -> dict[str, dict[str, list[str]]]:
+    missing: dict[str, dict[str, list[str]]] = {}
+    for module, by_field in picklist_additions(spec).items():
+        live = {str(f.get("api_name")): f for f in client.fields(module)}
+        for api_name, values in by_field.items():
+            present = {str(v.get("actual_value")) for v in (live.get(api_name) or {}).get("pick_list_values") or []}
+            lacking = [v for v in values if v not in present]
+            if lacking:
+                missing.setdefault(module, {})[api_name] = lacking
+    return missing
+
+
+def setup_schema(client: ZohoClient, spec: MappingSpec) -> SchemaResult:
+    """Ensure every custom field on every module (idempotent) and return the API names Zoho uses.
+
+    Feed ``result.api_names`` to ``mapping.apply_api_names`` before shaping.
+    """
+    result = SchemaResult()
+    for module, bodies in _wanted(spec).items():
+        names = dict(client.ensure_schema(module, bodies))
+        for sub_name, children in _subform_children(client.fields(module)).items():
+            result.api_names.setdefault(sub_name, {}).update(children)
+        result.api_names.setdefault(module, {}).update(names)
+        result.fields_requested[module] = len(bodies)
+    result.picklist_missing = missing_picklist_values(client, spec)
+    if result.picklist_missing:
+        log.warning(
+            "schema: %d standard picklist values the map uses are missing in Zoho; add them in Setup",
+            result.summary()["picklist_values_missing"],
+        )
+    log.info("schema ready: %d modules, %d fields", len(result.api_names), result.summary()["fields"])
+    return result

@@ -1,0 +1,393 @@
+"""Keyed modules (Contacts, Leads, Events, Tasks, Calls): upserts on Source_System_ID.
+
+Before the first write of a record we do not know, the module is looked at once per run:
+a record that carries our Source_System_ID but is not in the crosswalk either came from an
+interrupted run of ours (its Migration_Run_ID is one of our runs and we hold no pre-image of
+it: we created it) or existed before us (we keep its pre-image before touching it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
+from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
+from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
+from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
+from dentrix_zoho.load.shaped import ShapedRow
+from dentrix_zoho.load.zoho_reads import existing_by_key, scan_by_key
+from dentrix_zoho.mapping.validation import value_class
+from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
+
+log = logging.getLogger(__name__)
+
+DRY_RUN_ID = "dry-run"  # stands in for a Zoho id a dry run would have got
+PARTIAL = "~partial"  # stored hash suffix: a link was left out, so the next run sends the row again
+# Below this many unknown records a COQL lookup is cheaper than scanning the module.
+COQL_LOOKUP_MAX = 1_000
+
+
+def stored_hash(row: ShapedRow, resolved: Resolved) -> str:
+    """A row sent without a link whose target may still load is sent again next run."""
+    return row.row_hash if not resolved.retry_links else row.row_hash + PARTIAL
+
+
+def hash_tag(row_hash: str) -> str:
+    return f"[{row_hash[:12]}]"
+
+
+def still_rejected(writer: LedgerWriter, rows: Sequence[ShapedRow]) -> set[str]:
+    """Rows Zoho refused with exactly this content: sending them again would only fail again."""
+    out: set[str] = set()
+    for row in rows:
+        for q in writer.open_rows(row.source_object, row.source_id):
+            if q.reason.startswith("zoho_rejected") and q.reason.endswith(hash_tag(row.row_hash)):
+                out.add(row.source_id)
+    return out
+
+
+def crosswalk_by_source(ctx: LoadContext, rows: Sequence[ShapedRow]) -> dict[str, CrosswalkRow]:
+    by_object: dict[str, list[str]] = {}
+    for row in rows:
+        by_object.setdefault(row.source_object, []).append(row.source_id)
+    found: dict[str, CrosswalkRow] = {}
+    for obj, sids in by_object.items():
+        found.update(ctx.ledger.lookup_many(ctx.office_id, obj, sids))
+    return found
+
+
+def relinked(ctx: LoadContext) -> set[str]:
+    """Source ids that became Zoho records in this run (a link to them can now be set)."""
+    found: set[str] = ctx.run_cache.setdefault("relinked", set())
+    return found
+
+
+def changed(ctx: LoadContext, rows: Sequence[ShapedRow]) -> list[ShapedRow]:
+    by_object: dict[str, dict[str, str]] = {}
+    for row in rows:
+        by_object.setdefault(row.source_object, {})[row.source_id] = row.row_hash
+    ids: set[str] = set()
+    for obj, hashes in by_object.items():
+        ids |= ctx.ledger.changed_rows(ctx.office_id, obj, hashes)
+    return [r for r in rows if r.source_id in ids]
+
+
+def rejection(ctx: LoadContext, row: ShapedRow, payload: dict[str, Any], outcome: RecordOutcome) -> QuarantineRow:
+    """Zoho refused the record: keep the code, the field and the class of the value, never the value."""
+    field_name = outcome.api_name
+    klass = value_class_code(value_class(payload.get(field_name))) if field_name else "record"
+    detail = ""
+    for key in ("expected_data_type", "maximum_length", "limit"):
+        if key in outcome.details:
+            detail = f" ({key} {outcome.details[key]})"
+            break
+    reason = f"zoho_rejected {outcome.code}{detail}"[:180] + " " + hash_tag(row.row_hash)
+    return QuarantineRow(ctx.run_id, ctx.office_id, row.source_object, row.source_id, klass, reason, field=field_name)
+
+
+def held_back(ctx: LoadContext, row: ShapedRow, field_name: str | None, klass: str, reason: str) -> QuarantineRow:
+    return QuarantineRow(ctx.run_id, ctx.office_id, row.source_object, row.source_id, klass, reason, field=field_name)
+
+
+@dataclass
+class Prepared:
+    row: ShapedRow
+    payload: dict[str, Any]
+    resolved: Resolved
+
+
+@dataclass
+class _Known:
+    """What the pre-scan told us about records we have no crosswalk row for."""
+
+    interrupted: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, created by an interrupted run
+    foreign: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, existed before us
+
+
+def apply_outcomes(
+    ctx: LoadContext,
+    step: LoadStep,
+    writer: LedgerWriter,
+    parents: ParentIndex,
+    result: ModuleLoadResult,
+    prepared: Sequence[Prepared],
+    outcomes: Sequence[RecordOutcome],
+    *,
+    operation: str,
+    created_if: Callable[[Prepared, RecordOutcome], bool],
+    parent_of: Callable[[Prepared], tuple[str, str] | None] = lambda p: None,
+    credits: int = 0,
+) -> BatchRecord:
+    """Turn one batch's outcomes into ledger rows and counts (commit is the caller's)."""
+    batch = BatchRecord()
+    by_index = {o.index: o for o in outcomes}
+    for i, item in enumerate(prepared):
+        outcome = by_index.get(i)
+        row = item.row
+        spent = credits if i == 0 else 0
+        if outcome is None:  # not sent (credits ran out before this batch)
+            continue
+        if outcome.ok and outcome.zoho_id:
+            created = created_if(item, outcome)
+            parent = parent_of(item)
+            batch.writes.append(CrosswalkWrite(
+                row.source_object, row.source_id, step.module, outcome.zoho_id, stored_hash(row, item.resolved),
+                created, None, parent_module=parent[0] if parent else None,
+                parent_zoho_id=parent[1] if parent else None,
+            ))
+            batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "ok", source_id=row.source_id,
+                                          zoho_id=outcome.zoho_id, code=audit_code(outcome.code), credits=spent))
+            batch.resolved_sources.append((row.source_object, row.source_id))
+            if step.kind == "upsert":  # only keyed records are link targets
+                if parents.get(row.source_id) is None:
+                    relinked(ctx).add(row.source_id)  # rows that dropped a link to it can have it now
+                parents.set(row.source_id, outcome.zoho_id)
+            result.ok += 1
+            result.created += created
+            result.updated += not created
+            if item.resolved.dropped_optional:
+                result.links_dropped += 1
+            continue
+        code = outcome.code or "UNKNOWN_ERROR"
+        result.codes[code] = result.codes.get(code, 0) + 1
+        retryable = outcome.uncertain or bool(outcome.details.get("retryable")) or code == "UNCERTAIN_OUTCOME"
+        batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "uncertain" if outcome.uncertain else "error",
+                                      source_id=row.source_id, code=audit_code(code), credits=spent))
+        if retryable:
+            result.failed += 1
+        else:
+            batch.quarantine.append(rejection(ctx, row, item.payload, outcome))
+            result.quarantined += 1
+    return batch
+
+
+def commit(ctx: LoadContext, writer: LedgerWriter, batch: BatchRecord, result: ModuleLoadResult,
+           step: LoadStep) -> None:
+    conflicts = writer.commit(batch)
+    if not conflicts:
+        return
+    # Another source record already owns that Zoho record (an upsert matched a shared key).
+    held: list[QuarantineRow] = []
+    for write in batch.writes:
+        if any(msg.endswith(f"{write.source_object} {write.source_id}") for msg in conflicts):
+            held.append(QuarantineRow(ctx.run_id, ctx.office_id, write.source_object, write.source_id,
+                                      "zoho_record", "crosswalk_conflict: the Zoho record belongs to another source row"))
+    result.ok -= len(held)
+    result.quarantined += len(held)
+    writer.commit(BatchRecord(quarantine=held))
+
+
+def _pre_scan(ctx: LoadContext, module: str, unknown: list[str]) -> dict[str, dict[str, Any]]:
+    sid_field, run_field = ctx.source_id_field(module), ctx.run_id_field(module)
+    extra = [run_field, "Modified_Time"]
+    cache_key = f"prescan:{module}"
+    scanned: dict[str, dict[str, Any]] | None = ctx.run_cache.get(cache_key)
+    if scanned is not None:
+        return {s: scanned[s] for s in unknown if s in scanned}
+    if len(unknown) <= COQL_LOOKUP_MAX:
+        try:
+            return existing_by_key(ctx.client, module, sid_field, extra, unknown)
+        except ZohoError as exc:
+            if exc.status not in (400, 404):
+                raise
+            log.info("load %s: COQL lookup refused (%s); scanning the module", module, exc.code)
+    scanned = scan_by_key(ctx.client, module, sid_field, extra)
+    ctx.run_cache[cache_key] = scanned
+    return {s: scanned[s] for s in unknown if s in scanned}
+
+
+def save_pre_images(ctx: LoadContext, module: str, zoho_ids: Iterable[str], result: ModuleLoadResult) -> None:
+    """The full record (subforms included: only GET by id returns them) before this run changes it."""
+    for zoho_id in zoho_ids:
+        if ctx.ledger.pre_image(ctx.run_id, module, zoho_id) is not None:
+            continue  # this run already holds the state before its first write
+        full = ctx.client.get(module, zoho_id)
+        if full is not None and ctx.ledger.save_pre_image(ctx.run_id, module, zoho_id, full):
+            result.pre_images += 1
+
+
+def classify_existing(ctx: LoadContext, module: str, unknown: list[str], result: ModuleLoadResult) -> _Known:
+    known = _Known()
+    if not unknown:
+        return known
+    existing = _pre_scan(ctx, module, unknown)
+    if not existing:
+        return known
+    run_field = ctx.run_id_field(module)
+    ours = {r.run_id for r in ctx.ledger.runs()}
+    imaged = {p.zoho_id for p in ctx.ledger.pre_image_refs() if p.module == module}
+    for sid, rec in existing.items():
+        zoho_id = str(rec.get("id"))
+        if rec.get(run_field) in ours and zoho_id not in imaged:
+            known.interrupted[sid] = zoho_id
+        else:
+            known.foreign[sid] = zoho_id
+    if known.foreign and not ctx.options.dry_run:
+        save_pre_images(ctx, module, known.foreign.values(), result)
+    log.info("load %s: %d records found in Zoho without a crosswalk row (%d from an interrupted run, %d pre-existing)",
+             module, len(existing), len(known.interrupted), len(known.foreign))
+    return known
+
+
+def prepare(ctx: LoadContext, step: LoadStep, row: ShapedRow, resolved: Resolved) -> dict[str, Any]:
+    sid_field, run_field = ctx.source_id_field(step.module), ctx.run_id_field(step.module)
+    payload = {k: v for k, v in row.record.items() if k not in ("Source_System_ID", "Migration_Run_ID")}
+    payload[sid_field] = row.source_id
+    payload[run_field] = ctx.run_id
+    payload.update(resolved.fields)
+    return payload
+
+
+def _waves(rows: list[ShapedRow], parents: ParentIndex) -> list[list[ShapedRow]]:
+    """Rows whose link targets are in this same step go after those targets."""
+    in_step = {r.source_id for r in rows}
+    waves: list[list[ShapedRow]] = []
+    remaining = rows
+    placed: set[str] = set()
+    while remaining:
+        ready = [r for r in remaining
+                 if all(t in placed or t not in in_step or parents.get(t) for t in r.link_source_ids())]
+        if not ready:  # a cycle: send the rest; their links are resent on the next run
+            ready = remaining
+        waves.append(ready)
+        placed |= {r.source_id for r in ready}
+        remaining = [r for r in remaining if r.source_id not in placed]
+    return waves
+
+
+def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter,
+                result: ModuleLoadResult) -> list[ShapedRow]:
+    """Changed rows, plus rows with a link to a record that became loadable in this run,
+    minus rows Zoho already refused with the same content."""
+    to_send = changed(ctx, rows)
+    chosen = {r.source_id for r in to_send}
+    fresh = relinked(ctx)
+    to_send += [r for r in rows if r.source_id not in chosen and r.link_source_ids() & fresh]
+    refused = still_rejected(writer, to_send)
+    result.quarantined += len(refused)
+    result.unchanged = len(rows) - len(to_send)
+    return [r for r in to_send if r.source_id not in refused]
+
+
+def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
+                     writer: LedgerWriter, parents: ParentIndex) -> None:
+    to_send = select_rows(ctx, rows, writer, result)
+    if not to_send:
+        return
+    crosswalk = crosswalk_by_source(ctx, to_send)
+    unknown = [r.source_id for r in to_send if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
+    known = classify_existing(ctx, step.module, unknown, result)
+    if not ctx.options.dry_run:
+        # Records that were there before us and that we updated before: this run needs its own pre-image.
+        not_ours = [x.zoho_id for x in crosswalk.values() if not x.deleted and x.created_by_run is None]
+        save_pre_images(ctx, step.module, not_ours, result)
+    parents.prime([t for r in to_send for t in r.link_source_ids()] + [r.source_id for r in to_send])
+    sid_field = ctx.source_id_field(step.module)
+
+    def created_if(item: Prepared, outcome: RecordOutcome) -> bool:
+        return outcome.action == "insert" or item.row.source_id in known.interrupted
+
+    in_zoho = {sid: x.zoho_id for sid, x in crosswalk.items() if not x.deleted} | known.interrupted | known.foreign
+
+    for wave in _waves(to_send, parents):
+        ready: list[Prepared] = []
+        held: BatchRecord = BatchRecord()
+        for row in wave:
+            resolved = resolve_links(row, parents, ctx.owners, held_back=writer.held_back)
+            result.owner_unresolved += resolved.owner_unresolved
+            if resolved.missing_required:
+                held.quarantine.append(held_back(ctx, row, resolved.missing_required[0], "link",
+                                                 "parent_not_loaded: the parent record is not in Zoho"))
+                result.quarantined += 1
+                continue
+            ready.append(Prepared(row, prepare(ctx, step, row, resolved), resolved))
+        if held.quarantine and not ctx.options.dry_run:
+            writer.commit(held)
+        if ctx.options.dry_run:
+            result.sent += len(ready)
+            for item in ready:  # children later in the dry run can count on these parents
+                parents.set(item.row.source_id, DRY_RUN_ID)
+            continue
+        ready = clear_subforms(ctx, step, ready, in_zoho, result)
+        _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
+    if not ctx.options.dry_run:
+        sent = {r.source_id for r in to_send}
+        late = [r for r in rows if r.source_id not in sent and r.link_source_ids() & relinked(ctx)]
+        refused = still_rejected(writer, late)
+        late = [r for r in late if r.source_id not in refused]
+        if late:  # a same-step target that loaded for the first time after its dependents
+            result.unchanged -= len(late)
+            ready = [Prepared(r, prepare(ctx, step, r, res), res)
+                     for r in late for res in [resolve_links(r, parents, ctx.owners, held_back=writer.held_back)]
+                     if not res.missing_required]
+            ready = clear_subforms(ctx, step, ready, in_zoho, result)
+            _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
+
+
+def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_zoho: dict[str, str],
+                   result: ModuleLoadResult) -> list[Prepared]:
+    """Zoho appends subform rows sent without an id, so an update would repeat every insurance
+    plan: empty the module's subforms on records that exist, then send them again.
+
+    Returns the rows that may go; a record whose subforms could not be emptied waits for the
+    next run (counted as failed) rather than have its rows doubled.
+    """
+    names = [str(f["api_name"]) for f in ctx.client.fields(step.module) if f.get("data_type") == "subform"]
+    existing = [p for p in ready if p.row.source_id in in_zoho]
+    if not names or not existing:
+        return ready
+    blocked: set[str] = set()
+    size = ctx.options.batch_size
+    for start in range(0, len(existing), size):
+        chunk = existing[start : start + size]
+        outcomes = ctx.client.update(step.module, [{"id": in_zoho[p.row.source_id], **{n: [] for n in names}}
+                                                   for p in chunk], trigger=[])
+        done = {o.index for o in outcomes if o.ok}
+        blocked |= {p.row.source_id for i, p in enumerate(chunk) if i not in done}
+    if blocked:
+        result.failed += len(blocked)
+        result.codes["SUBFORM_NOT_EMPTIED"] = result.codes.get("SUBFORM_NOT_EMPTIED", 0) + len(blocked)
+    log.info("load %s: emptied subforms on %d existing records before re-sending (%d refused)", step.name,
+             len(existing) - len(blocked), len(blocked))
+    return [p for p in ready if p.row.source_id not in blocked]
+
+
+def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], result: ModuleLoadResult,
+                  writer: LedgerWriter, parents: ParentIndex, sid_field: str,
+                  created_if: Callable[[Prepared, RecordOutcome], bool]) -> None:
+    size = ctx.options.batch_size
+    batches = [ready[i : i + size] for i in range(0, len(ready), size)]
+    group = max(1, min(ctx.options.parallel_batches, ctx.client.config.concurrency))
+
+    def send(batch: list[Prepared]) -> tuple[list[RecordOutcome], CreditsExhausted | None]:
+        try:
+            return ctx.client.upsert(step.module, [p.payload for p in batch],
+                                     duplicate_check_fields=[sid_field], trigger=[]), None
+        except CreditsExhausted as exc:
+            return list(exc.outcomes), exc
+
+    stop: CreditsExhausted | None = None
+    with ThreadPoolExecutor(max_workers=group, thread_name_prefix="load-upsert") as pool:
+        for start in range(0, len(batches), group):
+            if stop is not None:
+                break
+            chunk = batches[start : start + group]
+            t0 = time.perf_counter()
+            for batch, (outcomes, exhausted) in zip(chunk, pool.map(send, chunk), strict=True):
+                result.sent += len({o.index for o in outcomes})
+                result.api_calls += 1
+                before = (result.ok, result.failed, result.quarantined)
+                record = apply_outcomes(ctx, step, writer, parents, result, batch, outcomes, operation="upsert",
+                                        created_if=created_if, credits=limits.write_call_credits(len(batch)))
+                commit(ctx, writer, record, result, step)
+                log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
+                         len(outcomes), result.ok - before[0], result.failed - before[1],
+                         result.quarantined - before[2], time.perf_counter() - t0)
+                stop = stop or exhausted
+    if stop is not None:
+        raise stop

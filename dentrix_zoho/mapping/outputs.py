@@ -1,0 +1,114 @@
+"""The ``zoho_shaped`` tables in DuckDB and how rows are written to them.
+
+One table per Zoho module plus ``quarantine``, ``skipped``, ``flags`` and
+``accounting``. Rows are per office: a re-shape of one office replaces only
+that office's rows, so several offices can share one staging database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+OUTPUT_SCHEMA = "zoho_shaped"
+MODULE_TABLES: dict[str, str] = {
+    "Contacts": "contacts",
+    "Leads": "leads",
+    "Events": "events",
+    "Tasks": "tasks",
+    "Calls": "calls",
+    "Notes": "notes",
+    "Attachments": "attachments",
+}
+
+_MODULE_COLUMNS = (
+    ("source_id", "VARCHAR"),
+    ("source_object", "VARCHAR"),
+    ("office_id", "VARCHAR"),
+    ("row_hash", "VARCHAR"),
+    ("record", "JSON"),
+    ("links", "JSON"),
+)
+_EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "contacts": (("tier", "INTEGER"),),
+    "attachments": (
+        ("file_path", "VARCHAR"),
+        ("size_bytes", "BIGINT"),
+        ("file_status", "VARCHAR"),
+        ("parent", "JSON"),
+    ),
+}
+SIDE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "quarantine": (
+        ("office_id", "VARCHAR"), ("source_object", "VARCHAR"), ("source_id", "VARCHAR"),
+        ("target_module", "VARCHAR"), ("field", "VARCHAR"), ("value_class", "VARCHAR"),
+        ("reason", "VARCHAR"), ("rule", "VARCHAR"),
+    ),
+    "skipped": (
+        ("office_id", "VARCHAR"), ("source_object", "VARCHAR"), ("source_id", "VARCHAR"),
+        ("rule", "VARCHAR"), ("reason", "VARCHAR"),
+    ),
+    "flags": (
+        ("office_id", "VARCHAR"), ("source_object", "VARCHAR"), ("source_id", "VARCHAR"),
+        ("target_module", "VARCHAR"), ("field", "VARCHAR"), ("value_class", "VARCHAR"),
+        ("reason", "VARCHAR"), ("rule", "VARCHAR"), ("action", "VARCHAR"),
+    ),
+    "accounting": (
+        ("office_id", "VARCHAR"), ("source_object", "VARCHAR"), ("staged", "BIGINT"),
+        ("shaped", "BIGINT"), ("quarantined", "BIGINT"), ("skipped", "BIGINT"),
+        ("out_of_sample", "BIGINT"),
+    ),
+}
+
+
+def table_columns(table: str) -> tuple[tuple[str, str], ...]:
+    if table in SIDE_TABLES:
+        return SIDE_TABLES[table]
+    return _MODULE_COLUMNS + _EXTRA_COLUMNS.get(table, ())
+
+
+def row_hash(record: dict[str, Any], links: dict[str, Any]) -> str:
+    """Hash of what would be sent: a mapping change changes it, so the row is re-sent."""
+    payload = json.dumps({"record": record, "links": links}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {OUTPUT_SCHEMA}")
+    for table in [*MODULE_TABLES.values(), *SIDE_TABLES]:
+        cols = ", ".join(f'"{name}" {dtype}' for name, dtype in table_columns(table))
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {OUTPUT_SCHEMA}.{table} ({cols})")
+
+
+def _arrow_type(dtype: str) -> pa.DataType:
+    return {"INTEGER": pa.int32(), "BIGINT": pa.int64()}.get(dtype, pa.string())
+
+
+def replace_office_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, office_id: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Delete this office's rows of ``table`` and insert ``rows`` (JSON columns as dict/list)."""
+    columns = table_columns(table)
+    conn.execute(f"DELETE FROM {OUTPUT_SCHEMA}.{table} WHERE office_id = ?", [office_id])
+    if not rows:
+        return
+    arrays = {}
+    for name, dtype in columns:
+        values = [row.get(name) for row in rows]
+        if dtype == "JSON":
+            values = [None if v is None else json.dumps(v, sort_keys=True, default=str) for v in values]
+        arrays[name] = pa.array(values, type=_arrow_type(dtype))
+    batch = pa.table(arrays)
+    conn.register("_shaped_batch", batch)
+    try:
+        select = ", ".join(
+            f'CAST("{name}" AS JSON)' if dtype == "JSON" else f'"{name}"' for name, dtype in columns
+        )
+        conn.execute(f"INSERT INTO {OUTPUT_SCHEMA}.{table} SELECT {select} FROM _shaped_batch")
+    finally:
+        conn.unregister("_shaped_batch")

@@ -1,0 +1,234 @@
+"""The loader on a hand-built shaped world, against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dentrix_zoho.ledger import AuditEntry
+from dentrix_zoho.load import LoadOverBudget, estimate_load, load_all, load_module
+from dentrix_zoho.load.ledger_io import INTENT_OPERATION
+from dentrix_zoho.mapping import load_spec
+
+
+def by_sid(handle: Any, module: str) -> dict[str, dict[str, Any]]:
+    return {r["Source_System_ID"]: r for r in handle.snapshot()["modules"].get(module, []) if r.get("Source_System_ID")}
+
+
+def test_load_links_owners_and_holds_back_missing_files(small_world: Any, kit: Any) -> None:
+    ctx = small_world.context()
+    results = {r.step: r for r in load_all(ctx)}
+    contacts = by_sid(small_world.handle, "Contacts")
+    assert set(contacts) == {kit.sid("patient", n) for n in (1, 2, 3)}
+    gail, max_ = contacts[kit.sid("patient", 1)], contacts[kit.sid("patient", 2)]
+    assert max_["Related_Party"]["id"] == gail["id"]
+    assert all(c["Migration_Run_ID"] == ctx.run_id for c in contacts.values())
+    users = {u["email"].lower(): u["id"] for u in small_world.client.users()}
+    assert gail["Owner"]["id"] == users["dds1@wasatchdental.com"]
+    assert max_["Owner"]["id"] == users["dds2@wasatchdental.com"]  # e-mail matched case-insensitively
+    # DDS3 has no e-mail: the configured default owner takes the record
+    assert contacts[kit.sid("patient", 3)]["Owner"]["id"] == users["office@wasatchdental.com"]
+
+    events = by_sid(small_world.handle, "Events")
+    assert events[kit.sid("appt", 10)]["Who_Id"]["id"] == max_["id"]
+    notes = small_world.handle.snapshot()["modules"]["Notes"]
+    assert sorted((n["Parent_Id"]["id"], n["Note_Title"]) for n in notes) == sorted(
+        [(max_["id"], "Clinical note 1"), (contacts[kit.sid("patient", 3)]["id"], "Clinical note 2")])
+    files = small_world.handle.snapshot()["modules"]["Attachments"]
+    assert [(f["File_Name"], f["Parent_Id"]["id"]) for f in files] == [("xray1.jpg", max_["id"])]
+
+    assert results["attachments"].ok == 1 and results["attachments"].quarantined == 2
+    held = {(q.source_id, q.field, q.reason.split(":")[0]) for q in small_world.ledger.quarantine_rows()}
+    assert held == {(kit.sid("eattach", 31), "file", "file_missing"), (kit.sid("eattach", 32), "file", "file_over_limit")}
+    # every write is in the crosswalk as created by this run, and in the hash-chained audit log
+    rows = list(small_world.ledger.crosswalk_rows(created_by_run=ctx.run_id))
+    assert len(rows) == 3 + 2 + 2 + 1
+    assert small_world.ledger.verify_chain().ok
+    ops = {e.operation for e in small_world.ledger.audit_entries(ctx.run_id)}
+    assert {"upsert", "create_note", "upload_attachment", INTENT_OPERATION} <= ops
+
+
+def test_second_run_sends_nothing_and_a_changed_row_is_sent_alone(small_world: Any, kit: Any, tmp_path: Path) -> None:
+    load_all(small_world.context())
+    before = small_world.handle.snapshot()
+    again = load_all(small_world.context(kind="delta"))
+    assert sum(r.sent for r in again) == 0
+    assert small_world.handle.snapshot() == before
+
+    def tweak(tables: dict[str, list[dict[str, Any]]]) -> None:
+        tables["contacts"][2] = kit.module_row("patient", 3, {"Last_Name": "Solo", "First_Name": "Samuel"},
+                                               {"Owner": {"provider_id": "DDS3"}}, tier=1)
+
+    kit.build_small_world(small_world.duckdb_path, tmp_path / "files", tweak=tweak)
+    delta = {r.step: r for r in load_all(small_world.context(kind="delta"))}
+    assert delta["patients"].sent == 1 and delta["patients"].updated == 1
+    assert sum(r.sent for r in delta.values()) == 1
+    assert by_sid(small_world.handle, "Contacts")[kit.sid("patient", 3)]["First_Name"] == "Samuel"
+
+
+def test_pre_existing_record_gets_a_pre_image_and_is_not_ours(small_world: Any, kit: Any, tmp_path: Path) -> None:
+    sid = kit.sid("patient", 3)
+    [made] = small_world.client.upsert("Contacts", [{"Last_Name": "Before", "Source_System_ID": sid}])
+    ctx = small_world.context()
+    result = load_module(ctx, "patients")
+    assert result.pre_images == 1 and result.updated == 1
+    image = small_world.ledger.pre_image(ctx.run_id, "Contacts", made.zoho_id)
+    assert image is not None and image["Last_Name"] == "Before"
+    row = small_world.ledger.lookup(kit.OFFICE, "patient", sid)
+    assert row is not None and row.zoho_id == made.zoho_id and row.created_by_run is None
+
+    def tweak(tables: dict[str, list[dict[str, Any]]]) -> None:
+        tables["contacts"][2] = kit.module_row("patient", 3, {"Last_Name": "Solo", "First_Name": "Samuel"},
+                                               {"Owner": {"provider_id": "DDS3"}}, tier=1)
+
+    kit.build_small_world(small_world.duckdb_path, tmp_path / "files", tweak=tweak)
+    later = small_world.context(kind="delta")
+    assert load_module(later, "patients").pre_images == 1  # still not ours: this run keeps its own
+    image = small_world.ledger.pre_image(later.run_id, "Contacts", made.zoho_id)
+    assert image is not None and (image["Last_Name"], image["First_Name"]) == ("Solo", "Sam")
+
+
+def test_record_left_by_an_interrupted_run_counts_as_created_without_pre_image(small_world: Any, kit: Any) -> None:
+    crashed = small_world.context()
+    sid = kit.sid("patient", 3)
+    # What a kill between the upsert and the ledger write leaves: the record, stamped with our run.
+    [made] = small_world.client.upsert("Contacts", [{"Last_Name": "Solo", "Source_System_ID": sid,
+                                                     "Migration_Run_ID": crashed.run_id}])
+    resumed = small_world.context(run_id=crashed.run_id)
+    result = load_module(resumed, "patients")
+    assert result.pre_images == 0
+    row = small_world.ledger.lookup(kit.OFFICE, "patient", sid)
+    assert row is not None and row.zoho_id == made.zoho_id and row.created_by_run == crashed.run_id
+
+
+def test_interrupted_note_create_is_reconciled_not_duplicated(small_world: Any, kit: Any) -> None:
+    ctx = small_world.context()
+    for step in ("responsible_parties", "patients"):
+        load_module(ctx, step)
+    parent = small_world.ledger.zoho_id_for(kit.OFFICE, "patient", kit.sid("patient", 2))
+    # The note reached Zoho, then the process died before the ledger heard of it.
+    small_world.ledger.append_audit(AuditEntry(ctx.run_id, INTENT_OPERATION, "Notes", "uncertain",
+                                               source_id=kit.sid("clinicalnote", 20)))
+    [made] = small_world.client.create_notes([{"Note_Title": "Clinical note 1", "Note_Content": "Perio charting done.",
+                                               "Parent_Id": {"module": {"api_name": "Contacts"}, "id": parent}}])
+    assert made.ok
+    result = load_module(ctx, "notes")
+    assert result.reconciled == 1 and result.sent == 1  # only the other note was sent
+    notes = small_world.handle.snapshot()["modules"]["Notes"]
+    assert sorted(n["Note_Title"] for n in notes) == ["Clinical note 1", "Clinical note 2"]
+
+
+def test_rejected_record_is_quarantined_with_code_and_field_and_not_resent(
+    tmp_path: Path, world_factory: Any, kit: Any
+) -> None:
+    def tweak(tables: dict[str, list[dict[str, Any]]]) -> None:
+        tables["contacts"][2] = kit.module_row("patient", 3, {"Last_Name": "Solo", "Date_of_Birth": "not a date"},
+                                               {}, tier=1)
+
+    duck = kit.build_small_world(tmp_path / "w.duckdb", tmp_path / "files", tweak=tweak)
+    world = world_factory(duck, load_spec())
+    first = {r.step: r for r in load_all(world.context())}
+    assert first["patients"].quarantined == 1 and first["patients"].ok == 1
+    [q] = [q for q in world.ledger.quarantine_rows() if q.source_object == "patient"]
+    assert (q.source_id, q.field) == (kit.sid("patient", 3), "Date_of_Birth")
+    assert q.reason.startswith("zoho_rejected INVALID_DATA") and q.value_class != "record"
+    assert "not a date" not in q.reason
+    # its children cannot go without it, and say why
+    children = {(x.source_object, x.reason.split(":")[0]) for x in world.ledger.quarantine_rows()
+                if x.source_object in ("appt", "clinicalnote")}
+    assert children == {("appt", "parent_not_loaded"), ("clinicalnote", "parent_not_loaded")}
+    second = load_all(world.context(kind="delta"))
+    assert sum(r.sent for r in second) == 0
+    assert len([q for q in world.ledger.quarantine_rows() if q.source_object == "patient"]) == 1
+
+
+def test_estimate_counts_changed_rows_and_refuses_over_budget(tmp_path: Path, world_factory: Any, kit: Any) -> None:
+    duck = kit.build_small_world(tmp_path / "w.duckdb", tmp_path / "files")
+    world = world_factory(duck, load_spec(), client={"daily_credits_override": 60})
+    ctx = world.context()
+    estimate = estimate_load(ctx)
+    by_step = {s.step: s for s in estimate.steps}
+    assert by_step["patients"].records == 2 and by_step["attachments"].records == 1
+    assert estimate.credits == sum(s.credits for s in estimate.steps) > 0
+    spent = world.client.budget.spent
+    world.client.budget.spend(60 - spent - estimate.credits + 1)  # leave one credit too few
+    with pytest.raises(LoadOverBudget) as refused:
+        load_all(ctx)
+    assert refused.value.needed == estimate.credits and refused.value.remaining is not None
+    assert str(estimate.credits) in str(refused.value)
+    assert not world.handle.snapshot()["modules"].get("Contacts")
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(small_world: Any) -> None:
+    results = load_all(small_world.context(dry_run=True))
+    assert sum(r.sent for r in results) == 3 + 2 + 2 + 1
+    assert not small_world.handle.snapshot()["modules"]
+    assert not list(small_world.ledger.crosswalk_rows())
+
+
+def test_sample_option_limits_the_load(small_world: Any, kit: Any) -> None:
+    chosen = frozenset({kit.sid("patient", 3)})
+    results = {r.step: r for r in load_all(small_world.context(sample_source_ids=chosen))}
+    assert results["patients"].ok == 1 and results["responsible_parties"].shaped == 0
+    assert results["events"].ok == 1 and results["notes"].ok == 1  # the sampled patient's children
+    assert set(by_sid(small_world.handle, "Contacts")) == {kit.sid("patient", 3)}
+
+
+def test_file_deleted_after_shaping_is_held_back(small_world: Any, kit: Any, tmp_path: Path) -> None:
+    (tmp_path / "files" / "xray1.jpg").unlink()
+    load_all(small_world.context())
+    assert not small_world.handle.snapshot()["modules"].get("Attachments")
+    reasons = {q.source_id: q.reason for q in small_world.ledger.quarantine_rows()}
+    assert reasons[kit.sid("eattach", 30)].startswith("file_missing")
+
+
+def test_upsert_key_and_run_stamp_follow_the_api_names_zoho_assigned(
+    tmp_path: Path, emulator_factory: Any, kit: Any
+) -> None:
+    handle = emulator_factory()
+    client = kit.client_for(handle)
+    client.ensure_schema("Events", [{"field_label": "Source-System-ID", "data_type": "text", "length": 20}])
+    duck = kit.build_small_world(tmp_path / "w.duckdb", tmp_path / "files")
+    world = kit.World(handle, duck, tmp_path / "ledger.sqlite", load_spec())
+    key = world.schema.source_id_field("Events")
+    assert key != "Source_System_ID"
+    load_all(world.context())
+    load_all(world.context(kind="delta"))
+    events = handle.snapshot()["modules"]["Events"]
+    assert sorted(e[key] for e in events) == [kit.sid("appt", 10), kit.sid("appt", 11)]
+    assert all(not e.get("Source_System_ID") for e in events)
+
+
+def test_an_update_replaces_subform_rows_instead_of_appending(small_world: Any, kit: Any, tmp_path: Path) -> None:
+    load_all(small_world.context())
+
+    def tweak(tables: dict[str, list[dict[str, Any]]]) -> None:
+        tables["contacts"][0] = kit.module_row(
+            "patient", 1, {"Last_Name": "Guarantor", "First_Name": "Gayle", "Balance_Due": 120.5,
+                           "Insurance_Plans": [{"Plan_Type": "Primary", "Carrier": "Delta Dental"},
+                                               {"Plan_Type": "Secondary", "Carrier": "MetLife"}]},
+            {"Owner": {"provider_id": "DDS1"}}, tier=0)
+
+    kit.build_small_world(small_world.duckdb_path, tmp_path / "files", tweak=tweak)
+    result = load_module(small_world.context(kind="delta"), "responsible_parties")
+    assert result.updated == 1
+    gail = by_sid(small_world.handle, "Contacts")[kit.sid("patient", 1)]
+    assert [(p["Plan_Type"], p["Carrier"]) for p in gail["Insurance_Plans"]] == [
+        ("Primary", "Delta Dental"), ("Secondary", "MetLife")]
+
+
+def test_note_create_answered_with_500_after_the_write_is_found_not_resent(small_world: Any, kit: Any) -> None:
+    ctx = small_world.context()
+    for step in ("responsible_parties", "patients"):
+        load_module(ctx, step)
+    # seed 32: the first call (the notes create) is applied and then answered 500
+    small_world.handle.set_faults("500=0.3", seed=32)
+    result = load_module(ctx, "notes")
+    injected = small_world.handle.usage()["faults_injected"]
+    small_world.handle.set_faults(None)
+    assert injected.get("500:after", 0) >= 1, injected
+    assert result.reconciled == 2 and result.ok == 2 and result.failed == 0
+    notes = small_world.handle.snapshot()["modules"]["Notes"]
+    assert sorted(n["Note_Title"] for n in notes) == ["Clinical note 1", "Clinical note 2"]

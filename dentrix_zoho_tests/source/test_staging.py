@@ -1,0 +1,159 @@
+"""Extraction and staging: both connection paths, counts, typing, errors."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dentrix_zoho.source.catalog import CATALOG
+from dentrix_zoho.source.connection import SourceError, open_source
+from dentrix_zoho.source.extract import plan_columns
+from dentrix_zoho.staging.stage_all import stage_objects
+from dentrix_zoho.staging.store import STAGING_SCHEMA, StagingStore
+
+HAS_ODBC = shutil.which("odbcinst") is not None
+
+
+def odbc_string(db: Path) -> str:
+    return f"DRIVER=SQLite3;Database={db}"
+
+
+@pytest.fixture(scope="module")
+def staged_sqlalchemy(tiny_practice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("stage_sa") / "staging.duckdb"
+    stage_objects(f"sqlite:///{tiny_practice}", path, office_id="office-1")
+    return path
+
+
+def source_count(db: Path, name: str) -> int:
+    with sqlite3.connect(db) as con:
+        return int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+
+
+def test_every_catalog_object_is_staged_with_the_source_count(tiny_practice: Path, staged_sqlalchemy: Path) -> None:
+    con = duckdb.connect(str(staged_sqlalchemy), read_only=True)
+    try:
+        for name in CATALOG:
+            staged = con.execute(f'SELECT count(*) FROM {STAGING_SCHEMA}."{name}"').fetchone()[0]
+            assert staged == source_count(tiny_practice, name), name
+    finally:
+        con.close()
+
+
+def test_padding_is_trimmed_and_types_are_real(staged_sqlalchemy: Path, tiny_practice: Path) -> None:
+    with sqlite3.connect(tiny_practice) as raw:
+        padded = raw.execute("SELECT count(*) FROM rsc WHERE rscid LIKE '% '").fetchone()[0]
+    assert padded > 0, "the synthetic practice pads provider ids like c-tree's CHAR(5)"
+    con = duckdb.connect(str(staged_sqlalchemy), read_only=True)
+    try:
+        assert con.execute(f"SELECT count(*) FROM {STAGING_SCHEMA}.rsc WHERE rscid LIKE '% '").fetchone()[0] == 0
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = 'appt'",
+                [STAGING_SCHEMA],
+            ).fetchall()
+        )
+        assert types["apptdate"] == "TIMESTAMP"
+        assert types["timehr"] == "SMALLINT"
+        assert types["amt"].startswith("DECIMAL")
+        assert types["_row_hash"] == "VARCHAR"
+        office, snapshots = con.execute(
+            f"SELECT min(_office_id), count(DISTINCT _snapshot_id) FROM {STAGING_SCHEMA}.patient"
+        ).fetchone()
+        assert office == "office-1" and snapshots == 1
+        dup_keys = con.execute(
+            f"SELECT count(*) - count(DISTINCT _source_key) FROM {STAGING_SCHEMA}.patient"
+        ).fetchone()[0]
+        assert dup_keys == 0
+    finally:
+        con.close()
+
+
+@pytest.mark.odbc
+@pytest.mark.skipif(not HAS_ODBC, reason="unixODBC not installed")
+def test_odbc_and_sqlalchemy_read_identical_rows(
+    tiny_practice: Path, staged_sqlalchemy: Path, tmp_path: Path
+) -> None:
+    odbc_path = tmp_path / "staging_odbc.duckdb"
+    stage_objects(odbc_string(tiny_practice), odbc_path, office_id="office-1")
+    con = duckdb.connect(str(odbc_path), read_only=True)
+    try:
+        con.execute(f"ATTACH '{staged_sqlalchemy}' AS sa (READ_ONLY)")
+        for name in CATALOG:
+            diff = con.execute(
+                f'SELECT count(*) FROM (SELECT _source_key, _row_hash FROM {STAGING_SCHEMA}."{name}" '
+                f'EXCEPT SELECT _source_key, _row_hash FROM sa.{STAGING_SCHEMA}."{name}")'
+            ).fetchone()[0]
+            n_odbc = con.execute(f'SELECT count(*) FROM {STAGING_SCHEMA}."{name}"').fetchone()[0]
+            n_sa = con.execute(f'SELECT count(*) FROM sa.{STAGING_SCHEMA}."{name}"').fetchone()[0]
+            assert (diff, n_odbc) == (0, n_sa), name
+    finally:
+        con.close()
+
+
+def test_restaging_keeps_the_previous_keys_and_hashes(tiny_practice: Path, tmp_path: Path) -> None:
+    path = tmp_path / "staging.duckdb"
+    stage_objects(f"sqlite:///{tiny_practice}", path, office_id="office-1", objects=["patient"], snapshot_id="s1")
+    stage_objects(f"sqlite:///{tiny_practice}", path, office_id="office-1", objects=["patient"], snapshot_id="s2")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT _snapshot_id FROM dentrix.patient").fetchall() == [("s2",)]
+        assert con.execute("SELECT DISTINCT _snapshot_id FROM dentrix_prev.patient").fetchall() == [("s1",)]
+        same = con.execute(
+            "SELECT count(*) FROM dentrix.patient p JOIN dentrix_prev.patient q USING (_source_key, _row_hash)"
+        ).fetchone()[0]
+        assert same == con.execute("SELECT count(*) FROM dentrix.patient").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _copy_without(db: Path, tmp_path: Path, sql: str) -> Path:
+    target = tmp_path / "altered.db"
+    shutil.copy(db, target)
+    with sqlite3.connect(target) as con:
+        con.executescript(sql)
+    return target
+
+
+def test_missing_view_names_the_object_and_the_connection(tiny_practice: Path, tmp_path: Path) -> None:
+    altered = _copy_without(tiny_practice, tmp_path, "DROP VIEW v_patient;")
+    with pytest.raises(SourceError) as info:
+        stage_objects(f"sqlite:///{altered}", tmp_path / "s.duckdb", office_id="o", objects=["v_patient"])
+    assert "admin.v_patient" in str(info.value)
+    assert "altered.db" in str(info.value)
+
+
+def test_missing_required_columns_are_listed(tiny_practice: Path, tmp_path: Path) -> None:
+    altered = _copy_without(
+        tiny_practice, tmp_path, "ALTER TABLE refacts DROP COLUMN refactdate; ALTER TABLE refacts DROP COLUMN refbytype;"
+    )
+    with pytest.raises(SourceError, match="refactdate, refbytype"):
+        stage_objects(f"sqlite:///{altered}", tmp_path / "s.duckdb", office_id="o", objects=["refacts"])
+
+
+def test_optional_column_absent_in_this_version_reads_as_null(tiny_practice: Path, tmp_path: Path) -> None:
+    from dentrix_zoho.source.catalog import CatalogColumn, CatalogObject
+
+    base = CATALOG["refacts"]
+    with_optional = CatalogObject(
+        base.name,
+        base.kind,
+        base.columns + (CatalogColumn("g8_only_column", "VARCHAR", 10, optional=True),),
+        base.key,
+        base.modified_column,
+        base.description,
+    )
+    with open_source(f"sqlite:///{tiny_practice}") as conn:
+        plan = plan_columns(conn, with_optional)
+        assert plan.missing_optional == ("g8_only_column",)
+        store = StagingStore(tmp_path / "s.duckdb")
+        with store.connect() as con:
+            result = store.stage_object(con, conn, with_optional, office_id="o", snapshot_id="x")
+            nulls = con.execute("SELECT count(*) FROM dentrix.refacts WHERE g8_only_column IS NULL").fetchone()[0]
+    assert result.missing_optional == ("g8_only_column",)
+    assert nulls == result.rows > 0

@@ -1,0 +1,112 @@
+"""Fixtures: the Zoho emulator in a subprocess on loopback, and clients pointed at it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dentrix_zoho.zoho import ApiCallEvent, ZohoClient, ZohoConfig
+
+SOURCE_ID_FIELD = {
+    "field_label": "Source System ID",
+    "data_type": "text",
+    "length": 64,
+    "unique": {"case_sensitive": False},
+}
+
+
+class Recorder:
+    """An event sink that keeps every event (thread-safe enough: list.append is atomic)."""
+
+    def __init__(self) -> None:
+        self.events: list[ApiCallEvent] = []
+
+    def __call__(self, event: ApiCallEvent) -> None:
+        self.events.append(event)
+
+    def where(self, **match: Any) -> list[ApiCallEvent]:
+        return [e for e in self.events if all(getattr(e, k) == v for k, v in match.items())]
+
+
+@pytest.fixture
+def emulator_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(**kwargs: Any) -> Any:
+            nonlocal count
+            count += 1
+            return stack.enter_context(running_emulator(tmp_path / f"emu{count}", **kwargs))
+
+        yield start
+
+
+@pytest.fixture
+def emulator(emulator_factory: Callable[..., Any]) -> Any:
+    return emulator_factory()
+
+
+def client_for(handle: Any, sink: Recorder | None = None, **overrides: Any) -> ZohoClient:
+    settings: dict[str, Any] = {
+        "api_base": handle.base_url,
+        "accounts_url": handle.base_url,
+        "client_id": handle.client_id,
+        "client_secret": handle.client_secret,
+        "refresh_token": handle.refresh_token,
+        "edition": "enterprise",
+        "users": 5,
+        "backoff_base": 0.005,
+        "backoff_cap": 0.05,
+        "max_retries": 12,
+        "bulk_poll_initial": 0.05,
+        "bulk_poll_max": 0.2,
+    }
+    settings.update({k: v for k, v in overrides.items() if k not in ("sleep", "credit_sleep", "clock")})
+    extra = {k: overrides[k] for k in ("sleep", "credit_sleep", "clock") if k in overrides}
+    return ZohoClient(ZohoConfig(**settings), sink, **extra)
+
+
+def contacts(n: int, start: int = 0, prefix: str = "P") -> list[dict[str, Any]]:
+    return [
+        {"Last_Name": f"Patient{i}", "Source_System_ID": f"{prefix}{i:06d}"} for i in range(start, start + n)
+    ]
+
+
+def stored(handle: Any, module: str) -> list[dict[str, Any]]:
+    return list(handle.snapshot()["modules"].get(module, []))
+
+
+def ids_written_once(handle: Any, module: str, expected: set[str]) -> bool:
+    """Every expected Source_System_ID is stored exactly once and nothing else is."""
+    keys = [r.get("Source_System_ID") for r in stored(handle, module)]
+    return len(keys) == len(set(keys)) and set(keys) == expected
+
+
+@pytest.fixture
+def schema_ready() -> Callable[[ZohoClient], dict[str, str]]:
+    def ready(client: ZohoClient, module: str = "Contacts") -> dict[str, str]:
+        return client.ensure_schema(module, [SOURCE_ID_FIELD])
+
+    return ready
+
+
+class Kit:
+    """Helpers handed to tests as a fixture (tests never import conftest)."""
+
+    Recorder = Recorder
+    SOURCE_ID_FIELD = SOURCE_ID_FIELD
+    client_for = staticmethod(client_for)
+    contacts = staticmethod(contacts)
+    stored = staticmethod(stored)
+    ids_written_once = staticmethod(ids_written_once)
+
+
+@pytest.fixture
+def kit() -> type[Kit]:
+    return Kit
