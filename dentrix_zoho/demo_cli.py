@@ -68,7 +68,7 @@ def _ensure_practice(scale: str, seed: int) -> Path | None:
 
 
 def _run_job(defs: object, name: str, instance: object) -> bool:
-    job = defs.get_job_def(name)  # type: ignore[attr-defined]
+    job = defs.resolve_job_def(name)  # type: ignore[attr-defined]
     started = time.perf_counter()
     click.echo(f"\n== running {name} ==")
     result = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -118,9 +118,13 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
         os.environ["DENTRIX_PROVIDER_MAP"] = str(demo_map)
         click.echo(f"provider map: {demo_map} (the practice's map, plus {DEMO_OWNER_EMAIL} as default owner "
                    "for providers without an e-mail)")
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(exist_ok=True)
-    os.environ.setdefault("DAGSTER_HOME", str(dagster_home))
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        # Usage telemetry off by default: this pipeline handles protected health information.
+        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
 
     with running_emulator(home / "emulator", edition=edition, users=1, latency_ms=latency_ms,
                           extra_args=["--users-file", str(users_file)]) as emulator:

@@ -91,9 +91,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 def practice_sidecars(db_path: Path) -> dict[str, Path]:
     """Files the synthetic practice generator writes beside its database."""
-    stem = db_path.with_suffix("")
-    return {
-        "images": stem.parent / f"{stem.name}_images",
-        "providers": stem.parent / f"{stem.name}_providers.yaml",
-        "manifest": stem.parent / f"{stem.name}.seed.json",
-    }
+    from dentrix_zoho.source.synthetic.paths import PracticeFiles
+
+    files = PracticeFiles(db_path)
+    return {"images": files.images_dir, "providers": files.provider_map, "manifest": files.manifest}

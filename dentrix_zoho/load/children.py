@@ -120,9 +120,10 @@ class ChildLoader:
 
     # -- the step ------------------------------------------------------------
     def run(self, rows: list[ShapedRow]) -> None:
-        sendable = self.hold_back_files(rows) if self.step.kind == "attachments" else rows
-        to_send = changed(self.ctx, sendable)
-        self.result.unchanged = len(sendable) - len(to_send)
+        to_send = changed(self.ctx, rows)
+        self.result.unchanged = len(rows) - len(to_send)
+        if self.step.kind == "attachments":  # a file already in Zoho needs no file on disk
+            to_send = self.hold_back_files(to_send)
         refused = still_rejected(self.writer, to_send)
         self.result.quarantined += len(refused)
         to_send = [r for r in to_send if r.source_id not in refused]

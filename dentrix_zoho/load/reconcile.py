@@ -67,7 +67,9 @@ def reconcile_accounting(
     with open_duckdb(duckdb_path) as con:
         shape_q = _shape_quarantine(con, office_id)
         skipped = _shape_skipped(con, office_id)
-        unbalanced = _unbalanced_objects(con, office_id)
+        objects = _object_accounting(con, office_id)
+        unbalanced = [name for name, a in objects.items()
+                      if a["staged"] != a["shaped"] + a["quarantined"] + a["skipped"] + a["out_of_sample"]]
         for name in LOAD_ORDER:
             step = LOAD_STEPS[name]
             rows = read_step_rows(con, step, office_id, sample=sample)
@@ -99,7 +101,7 @@ def reconcile_accounting(
     )
     return CheckResult("load_accounting", passed, description,
                        {"pending": pending_total, "unbalanced_objects": len(unbalanced), "modules": counts,
-                        "skipped_by_rule": skipped})
+                        "skipped_by_rule": skipped, "objects": objects})
 
 
 def _crosswalk_for(ledger: Ledger, office_id: str, rows: Sequence[ShapedRow]) -> dict[str, CrosswalkRow]:
@@ -131,13 +133,15 @@ def _shape_skipped(con: duckdb.DuckDBPyConnection, office_id: str) -> dict[str, 
     return {str(rule): int(n) for rule, n in rows}
 
 
-def _unbalanced_objects(con: duckdb.DuckDBPyConnection, office_id: str) -> list[str]:
+def _object_accounting(con: duckdb.DuckDBPyConnection, office_id: str) -> dict[str, dict[str, int]]:
+    """The shaper's per-object identity: staged = shaped + quarantined + skipped + out of sample."""
     if not table_exists(con, "accounting"):
-        return []
+        return {}
     rows = con.execute(
-        f"SELECT source_object FROM {OUTPUT_SCHEMA}.accounting WHERE office_id = ? "
-        "AND staged <> shaped + quarantined + skipped + out_of_sample", [office_id]).fetchall()
-    return [str(r[0]) for r in rows]
+        f"SELECT source_object, staged, shaped, quarantined, skipped, out_of_sample FROM {OUTPUT_SCHEMA}.accounting "
+        "WHERE office_id = ? ORDER BY source_object", [office_id]).fetchall()
+    names = ("staged", "shaped", "quarantined", "skipped", "out_of_sample")
+    return {str(r[0]): {n: int(v or 0) for n, v in zip(names, r[1:], strict=True)} for r in rows}
 
 
 # -- 2. Zoho-side counts equal the ledger's ----------------------------------------------------
@@ -270,7 +274,7 @@ def reconcile_parents(
 
 def reconcile_balances(
     duckdb_path: Path, client: ZohoClient, ledger: Ledger, office_id: str, schema: SchemaResult,
-    *, balance_field: str = "Balance_Due",
+    *, balance_field: str | None = None,
 ) -> CheckResult:
     """The guarantors' balances in the source (sum of ``dentrix.aging`` buckets) equal the
     ``Balance_Due`` Zoho holds, plus what is held back (quarantined, skipped, out of the sample)."""
@@ -296,7 +300,7 @@ def reconcile_balances(
                 shaped |= {r[0] for r in con.execute(
                     f"SELECT source_id FROM {OUTPUT_SCHEMA}.{table} WHERE office_id = ?", [office_id]).fetchall()}
     held = {sid for obj, sid in _open_quarantine(ledger, office_id) if obj == "patient"} | shaped_q
-    field_name = balance_field
+    field_name = balance_field or schema.api_names.get("Contacts", {}).get("Balance Due", "Balance_Due")
     in_zoho: dict[str, Decimal] = {}
     ours = {r.zoho_id: r.source_id for r in _office_rows(ledger, office_id, "Contacts")}
     sid_field = schema.source_id_field("Contacts")

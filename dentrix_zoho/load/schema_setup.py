@@ -9,7 +9,7 @@ from typing import Any
 
 from dentrix_zoho.mapping import custom_fields, picklist_additions
 from dentrix_zoho.mapping.spec import MappingSpec
-from dentrix_zoho.zoho import ZohoClient
+from dentrix_zoho.zoho import ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ class SchemaResult:
 
     api_names: dict[str, dict[str, str]] = field(default_factory=dict)
     fields_requested: dict[str, int] = field(default_factory=dict)
-    # Values the value maps need on standard picklists that the org does not have yet. The
-    # client has no picklist-update call, so these are reported for the admin to add.
+    # Values the value maps need on standard picklists: those setup added, and those still missing
+    # afterwards (the update was refused, e.g. no settings scope), for the admin to add in Setup.
+    picklist_added: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     picklist_missing: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def source_id_field(self, module: str) -> str:
@@ -45,6 +46,7 @@ class SchemaResult:
         return {
             "modules": len(self.api_names),
             "fields": sum(len(v) for v in self.api_names.values()),
+            "picklist_values_added": sum(len(v) for f in self.picklist_added.values() for v in f.values()),
             "picklist_values_missing": sum(len(v) for f in self.picklist_missing.values() for v in f.values()),
         }
 
@@ -84,8 +86,27 @@ def missing_picklist_values(client: ZohoClient, spec: MappingSpec) -> dict[str, 
     return missing
 
 
+def add_missing_picklist_values(
+    client: ZohoClient, missing: dict[str, dict[str, list[str]]]
+) -> dict[str, dict[str, list[str]]]:
+    """Add what ``missing`` lists, field by field; a field whose update fails is logged and skipped."""
+    added: dict[str, dict[str, list[str]]] = {}
+    for module, by_field in missing.items():
+        for api_name, values in by_field.items():
+            try:
+                done = client.add_picklist_values(module, api_name, values)
+            except ZohoError as exc:
+                log.warning("schema: could not add picklist values to %s.%s (%s)", module, api_name,
+                            exc.code or exc.status)
+                continue
+            if done:
+                added.setdefault(module, {})[api_name] = done
+    return added
+
+
 def setup_schema(client: ZohoClient, spec: MappingSpec) -> SchemaResult:
-    """Ensure every custom field on every module (idempotent) and return the API names Zoho uses.
+    """Ensure every custom field on every module and the standard-picklist values the value maps
+    use (both idempotent), and return the API names Zoho uses.
 
     Feed ``result.api_names`` to ``mapping.apply_api_names`` before shaping.
     """
@@ -96,10 +117,14 @@ def setup_schema(client: ZohoClient, spec: MappingSpec) -> SchemaResult:
             result.api_names.setdefault(sub_name, {}).update(children)
         result.api_names.setdefault(module, {}).update(names)
         result.fields_requested[module] = len(bodies)
-    result.picklist_missing = missing_picklist_values(client, spec)
+    missing = missing_picklist_values(client, spec)
+    if missing:
+        result.picklist_added = add_missing_picklist_values(client, missing)
+        # add_picklist_values refreshed the cached fields, so this re-check reads what Zoho has now.
+        result.picklist_missing = missing_picklist_values(client, spec)
     if result.picklist_missing:
         log.warning(
-            "schema: %d standard picklist values the map uses are missing in Zoho; add them in Setup",
+            "schema: %d standard picklist values the map uses are still missing in Zoho; add them in Setup",
             result.summary()["picklist_values_missing"],
         )
     log.info("schema ready: %d modules, %d fields", len(result.api_names), result.summary()["fields"])

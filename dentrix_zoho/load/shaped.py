@@ -15,6 +15,7 @@ from dentrix_zoho.load.context import LoadStep
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
 
 _PART = "-p"
+PARENT_LINKS = frozenset({"Who_Id", "What_Id", "Parent_Id"})
 
 
 @dataclass
@@ -61,7 +62,9 @@ def in_sample(row: ShapedRow, sample: Iterable[str] | None) -> bool:
     chosen = sample if isinstance(sample, (set, frozenset)) else set(sample)
     if row.source_id in chosen or base_source_id(row.source_id) in chosen:
         return True
-    return any(sid in chosen for sid in row.link_source_ids() if not sid.startswith("provider"))
+    # A child comes with its sampled parent; a Related_Party link does not pull a patient in.
+    return any(isinstance(link, dict) and str(link.get("source_id")) in chosen
+               for name, link in row.links.items() if name in PARENT_LINKS)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str, schema: str = OUTPUT_SCHEMA) -> bool:

@@ -1,16 +1,26 @@
-"""``dentrix-zoho rollback``: show what a rollback would do and what it costs.
+"""``dentrix-zoho rollback``: undo one migration run, or the whole migration, from the ledger.
 
-Executing a plan needs the Zoho client adapted to ``RollbackWriter``; until the
-command is wired to it, ``plan`` is the read-only half: ids and counts only.
+Prints ids, codes and counts only. The Zoho client is configured from the
+``ZOHO_*`` environment (``ZohoConfig.from_env()``), the ledger from
+``DENTRIX_ZOHO_LEDGER_URL`` / ``DENTRIX_ZOHO_HOME`` unless ``--url`` names one.
 """
 
 from __future__ import annotations
 
 import click
 
-from dentrix_zoho.ledger import LedgerError
+from dentrix_zoho.ledger import Ledger, LedgerError
 from dentrix_zoho.ledger.cli import open_ledger
-from dentrix_zoho.rollback.plan import DEFAULT_MODULE_ORDER, plan_rollback
+from dentrix_zoho.ledger.text_table import text_table
+from dentrix_zoho.rollback.plan import DEFAULT_MODULE_ORDER, RollbackPlan
+from dentrix_zoho.rollback.service import (
+    POLICIES,
+    breakdown,
+    make_plan,
+    new_rollback_run_id,
+    run_rollback,
+    unfinished_rollback,
+)
 
 
 def _parse_within(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -23,14 +33,19 @@ def _parse_within(values: tuple[str, ...]) -> dict[str, list[str]]:
     return within
 
 
-@click.group(name="rollback")
-def rollback_group() -> None:
-    """Undo one migration run, or the whole migration, from the ledger."""
-
-
-@rollback_group.command()
-@click.option("--run", "run_id", default=None, help="Roll back this run only.")
-@click.option("--all", "all_runs", is_flag=True, help="Roll back every migration run.")
+@click.command(name="rollback")
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Roll back this migration run only.")
+@click.option("--all", "all_runs", is_flag=True, help="Roll back every migration run (the whole migration).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its cost; change nothing.")
+@click.option(
+    "--policy",
+    type=click.Choice(POLICIES),
+    default="skip",
+    show_default=True,
+    help="Records a person changed in Zoho after our write: 'skip' leaves them as they are, "
+    "'force' deletes or restores them anyway. Either way they are reported.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--office", "office_id", default=None, help="Limit --all to one office.")
 @click.option(
     "--module-order",
@@ -43,31 +58,101 @@ def rollback_group() -> None:
     multiple=True,
     help="Load order of source objects sharing a module, e.g. Contacts=guarantor,patient.",
 )
-@click.option("--no-check", is_flag=True, help="Do not read Modified_Time before touching a record.")
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Do not read Modified_Time/Modified_By before touching a record (human edits go undetected).",
+)
 @click.option("--url", default=None, help="Ledger URL (default as for `dentrix-zoho ledger`).")
-def plan(
+def rollback(
     run_id: str | None,
     all_runs: bool,
+    dry_run: bool,
+    policy: str,
+    yes: bool,
     office_id: str | None,
     module_order: str,
     within: tuple[str, ...],
     no_check: bool,
     url: str | None,
 ) -> None:
-    """Print the rollback plan: records, API calls and credits per module."""
+    """Undo one migration run (--run RUN_ID) or the whole migration (--all).
+
+    The plan comes from the ledger: delete what the run(s) created, children
+    before parents; put back the pre-image of every record that existed before
+    and was updated. It is printed with its records, API calls and credits per
+    module, then carried out after you confirm (--yes skips the question,
+    --dry-run stops after the plan).
+
+    Human edits win: a record someone changed in Zoho after our write is
+    reported and, under --policy skip (the default), left alone. Run the
+    rollback as the Zoho user the migration wrote as.
+
+    Resumable: if a rollback stops half-way, run the same command again; it
+    carries on under the same ledger run and skips what is done.
+
+    Exit status: 0 when everything planned was undone (or on --dry-run), 1 when
+    something was left (human edits skipped, failures, missing pre-images) or
+    the confirmation was declined, 2 on a usage error.
+    """
     if (run_id is None) == (not all_runs):
         raise click.UsageError("give exactly one of --run RUN_ID or --all")
     with open_ledger(url) as ledger:
         try:
-            result = plan_rollback(
+            plan = make_plan(
                 ledger,
                 run_id,
                 all_runs,
-                [name.strip() for name in module_order.split(",") if name.strip()],
-                within_module_order=_parse_within(within),
                 office_id=office_id,
+                module_order=[name.strip() for name in module_order.split(",") if name.strip()],
+                within_module_order=_parse_within(within),
                 check_human_edits=not no_check,
             )
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(result.render())
+        click.echo(plan.render())
+        if dry_run or plan.is_empty:
+            return
+        if not yes:
+            click.confirm("Carry out this rollback?", abort=True)
+        _execute(plan, ledger, policy)
+
+
+def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:
+    from dentrix_zoho.load.ledger_io import api_call_sink
+    from dentrix_zoho.zoho import BudgetExceeded, ConfigError, ZohoClient, ZohoConfig, ZohoError
+
+    resumed = unfinished_rollback(ledger, plan)
+    rollback_run_id = resumed or new_rollback_run_id()
+    if resumed:
+        click.echo(f"Resuming rollback run {rollback_run_id} (it did not finish).")
+    try:
+        config = ZohoConfig.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    with ZohoClient(config, event_sink=api_call_sink(ledger, rollback_run_id)) as client:
+        try:
+            client.check_budget(plan.credits)
+            result = run_rollback(plan, client, ledger, rollback_run_id, policy=policy)  # type: ignore[arg-type]
+        except BudgetExceeded as exc:
+            raise click.ClickException(f"not enough Zoho credits for this rollback: {exc}") from None
+        except ZohoError as exc:
+            raise click.ClickException(
+                f"rollback run {rollback_run_id} stopped: {exc} (run the same command again to resume)"
+            ) from None
+    click.echo(f"Rollback run {rollback_run_id}: {result.summary()}")
+    rows = breakdown(result)
+    if rows:
+        click.echo(text_table(("what", "op", "module", "records"), [(w, o, m, str(n)) for w, o, m, n in rows]))
+    if result.human_edits:
+        click.echo(
+            "Records changed in Zoho after our write are listed in the ledger's audit log "
+            f"(run {rollback_run_id}, code HUMAN_EDITED)"
+            + ("; run again with --policy force to overwrite them." if policy == "skip" else ".")
+        )
+    if not result.complete:
+        raise SystemExit(1)
+
+
+# ``dentrix_zoho/cli.py`` registers the command under this name.
+rollback_group = rollback

@@ -8,7 +8,9 @@ crash between Zoho's answer and the ledger write).
 
 Human edits win: a record whose Modified_Time differs from the one we
 recorded after our write is reported and, under the default ``skip`` policy,
-left alone.
+left alone. Where the ledger holds no Modified_Time for a record, its
+Modified_By decides: anyone but ``our_user_ids`` (the integration user the
+migration and the rollback write as) counts as a person.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def execute_rollback(
     *,
     policy: Policy = "skip",
     read_only_fields: Mapping[str, Collection[str]] | None = None,
+    our_user_ids: Collection[str] = (),
 ) -> RollbackResult:
     """Carry out ``plan``; re-running with the same (or a fresh) plan resumes."""
     if policy not in ("skip", "force"):
@@ -96,9 +99,11 @@ def execute_rollback(
         "rollback",
         plan.office_id or ALL_OFFICES,
         run_id=run_id_of_rollback,
-        notes=f"rollback of {plan.target}",
+        notes=run_notes(plan.target),
     )
-    runner = _Runner(plan, writer, ledger, run_id_of_rollback, policy, read_only_fields or {})
+    runner = _Runner(
+        plan, writer, ledger, run_id_of_rollback, policy, read_only_fields or {}, frozenset(our_user_ids)
+    )
     try:
         for step in plan.steps:
             if step.op == "restore":
@@ -109,10 +114,16 @@ def execute_rollback(
                 runner.delete(step)
     except BaseException as exc:
         status = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-        ledger.finish_run(run_id_of_rollback, status, notes=f"interrupted: {runner.result.summary()}")
+        ledger.finish_run(
+            run_id_of_rollback, status, notes=run_notes(plan.target, f"interrupted: {runner.result.summary()}")
+        )
         raise
     result = runner.result
-    ledger.finish_run(run_id_of_rollback, "succeeded" if not result.failures else "failed", notes=result.summary())
+    ledger.finish_run(
+        run_id_of_rollback,
+        "succeeded" if not result.failures else "failed",
+        notes=run_notes(plan.target, result.summary()),
+    )
     log.info("rollback %s of %s: %s", run_id_of_rollback, plan.target, result.summary())
     return result
 
@@ -126,6 +137,7 @@ class _Runner:
         run_id: str,
         policy: Policy,
         read_only_fields: Mapping[str, Collection[str]],
+        our_user_ids: frozenset[str] = frozenset(),
     ) -> None:
         self.plan = plan
         self.writer = writer
@@ -133,6 +145,7 @@ class _Runner:
         self.run_id = run_id
         self.policy = policy
         self.read_only = read_only_fields
+        self.our_users = our_user_ids
         self.result = RollbackResult(run_id=run_id)
 
     # -- deletes ------------------------------------------------------------------
@@ -141,7 +154,7 @@ class _Runner:
         pending = self._not_yet_deleted(step)
         if not pending:
             return
-        current = self._fetch(step.module, pending, STAMP_FIELDS)
+        current = self._fetch(step, pending, STAMP_FIELDS)
         to_delete: list[RollbackItem] = []
         gone: list[RollbackItem] = []
         skipped: list[RollbackItem] = []
@@ -227,7 +240,7 @@ class _Runner:
         if not pending:
             return
         restored_fields = {name for image in pre_images.values() for name in restore_payload(image, None, read_only)}
-        current = self._fetch(step.module, pending, sorted(restored_fields - {"id"}) + list(STAMP_FIELDS))
+        current = self._fetch(step, pending, sorted(restored_fields - {"id"}) + list(STAMP_FIELDS))
         payloads: dict[str, dict[str, Any]] = {}
         already: dict[str, tuple[tuple[int, ...], str | None]] = {}
         skipped: list[RollbackItem] = []
@@ -283,21 +296,25 @@ class _Runner:
     # -- shared -------------------------------------------------------------------
 
     def _fetch(
-        self, module: str, items: Sequence[RollbackItem], field_names: Sequence[str]
+        self, step: RollbackStep, items: Sequence[RollbackItem], field_names: Sequence[str]
     ) -> dict[str, Mapping[str, Any]] | None:
         if not self.plan.check_human_edits:
             return None
-        current = dict(self.writer.fetch(module, [item.zoho_id for item in items], field_names))
-        self.result.api_calls += 1
-        self.result.credits += CREDITS_PER_READ_CALL
-        self.ledger.append_audit(
-            AuditEntry(self.run_id, "read", module, "ok", code="SUCCESS", credits=CREDITS_PER_READ_CALL)
-        )
+        current = dict(self.writer.fetch(step.module, [item.zoho_id for item in items], field_names))
+        reads = len(items) if step.op == "restore" and self.plan.restore_reads_per_record else 1
+        credits = reads * CREDITS_PER_READ_CALL
+        self.result.api_calls += reads
+        self.result.credits += credits
+        self.ledger.append_audit(AuditEntry(self.run_id, "read", step.module, "ok", code="SUCCESS", credits=credits))
         return current
 
     def _may_touch(self, op: str, module: str, item: RollbackItem, current: Mapping[str, Any]) -> bool:
         now = _text(current.get("Modified_Time"))
         same = same_instant(item.expected_modified_time, now)
+        if same is None and self.our_users:
+            # No Modified_Time recorded: whoever wrote last tells whether it was us.
+            last_writer = modified_by_id(current)
+            same = None if last_writer is None else last_writer in self.our_users
         if same is None:
             self.result.unverified += 1
             return True
@@ -358,6 +375,11 @@ class _Runner:
         if not entries:
             return entries
         return [replace(entries[0], credits=credits), *entries[1:]]
+
+
+def run_notes(target: str, detail: str | None = None) -> str:
+    """The ledger notes of a rollback run; they name its target so that an unfinished run can be resumed."""
+    return f"rollback of {target}" + (f": {detail}" if detail else "")
 
 
 def _text(value: Any) -> str | None:

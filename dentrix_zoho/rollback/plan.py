@@ -73,6 +73,9 @@ class RollbackPlan:
     steps: list[RollbackStep]
     check_human_edits: bool = True
     notes: list[str] = field(default_factory=list)
+    # A restore's check reads whole records, one GET per record (only that read
+    # returns subforms); a delete's check is one list call per step.
+    restore_reads_per_record: bool = False
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Records per (module, op)."""
@@ -90,7 +93,12 @@ class RollbackPlan:
         """Reads that compare Modified_Time before touching a record (one per step)."""
         if not self.check_human_edits:
             return 0
-        return sum(1 for step in self.steps if not step.per_record)
+        return sum(self.check_reads(step) for step in self.steps)
+
+    def check_reads(self, step: RollbackStep) -> int:
+        if not self.check_human_edits or step.per_record:
+            return 0
+        return len(step.items) if step.op == "restore" and self.restore_reads_per_record else 1
 
     @property
     def api_calls(self) -> int:
@@ -149,6 +157,7 @@ def plan_rollback(
     within_module_order: Mapping[str, Sequence[str]] | None = None,
     office_id: str | None = None,
     check_human_edits: bool = True,
+    restore_reads_per_record: bool = False,
 ) -> RollbackPlan:
     """Plan the rollback of one run (``run_id``) or of everything (``all_runs``).
 
@@ -206,6 +215,7 @@ def plan_rollback(
         steps=steps,
         check_human_edits=check_human_edits,
         notes=notes,
+        restore_reads_per_record=restore_reads_per_record,
     )
 
 

@@ -24,7 +24,7 @@ from dentrix_zoho.zoho.config import ZohoConfig
 from dentrix_zoho.zoho.datacentres import check_base_url
 from dentrix_zoho.zoho.errors import CreditsExhausted, UncertainOutcome, ZohoError
 from dentrix_zoho.zoho.events import EventSink
-from dentrix_zoho.zoho.metadata import batches_of, label_key, plan_schema
+from dentrix_zoho.zoho.metadata import batches_of, label_key, plan_picklist_additions, plan_schema
 from dentrix_zoho.zoho.outcomes import (
     RecordOutcome,
     batch_error,
@@ -518,6 +518,62 @@ class ZohoClient:
         if plan.to_create:
             logger.info("zoho %s: created %d custom fields", module, len(plan.to_create))
         return mapping
+
+    def add_picklist_values(self, module: str, api_name: str, values: Sequence[str]) -> list[str]:
+        """Add the ``values`` a picklist lacks and return those added (in order); idempotent.
+
+        ``PATCH /crm/v8/settings/fields/{field_id}?module=`` (scope ``ZohoCRM.settings.fields.ALL``,
+        1 credit) with ``{"fields": [{"id", "pick_list_values": [...]}]}``: our reading of Zoho's
+        "Update Custom Field" API, which the reference does not document. Current values are sent
+        back with their ``id`` so that they stay. Nothing missing means no PATCH (one metadata GET).
+        A wanted value whose display value exists with other letter case cannot be added (Zoho
+        calls it a duplicate); it is left out, and a re-read shows it still missing.
+        """
+        current = {str(f.get("api_name")): f for f in self.fields(module, refresh=True)}
+        existing = current.get(api_name)
+        if existing is None or not existing.get("id"):
+            raise ZohoError(f"{module}.{api_name}: no such field", code="FIELD_NOT_FOUND")
+        try:
+            plan = plan_picklist_additions(module, existing, values)
+        except ValueError as exc:
+            raise ZohoError(str(exc), code="NOT_A_PICKLIST") from None
+        if plan.case_clashes:
+            logger.warning(
+                "zoho %s.%s: %d picklist values differ from existing ones only in letter case; not added",
+                module, api_name, len(plan.case_clashes),
+            )
+        if not plan.to_add:
+            return []
+        # A retry after a lost answer meets DUPLICATE_DATA for values already added: harmless, and
+        # the re-read below decides what is there.
+        response = self._call(
+            method="PATCH",
+            path_template=f"{V8}/settings/fields/{{field_id}}",
+            path_params={"field_id": str(existing["id"])},
+            module=module,
+            params={"module": module},
+            json=plan.body(existing),
+        )
+        payload = body_json(response)
+        results = payload.get("fields") if isinstance(payload.get("fields"), list) else []
+        result = results[0] if results and isinstance(results[0], Mapping) else payload
+        ok = response.status_code < 300 and str(result.get("status", "")).lower() == "success"
+        after = {str(f.get("api_name")): f for f in self.fields(module, refresh=True)}.get(api_name) or {}
+        present = {str(v.get("actual_value")) for v in after.get("pick_list_values") or []}
+        added = [v for v in plan.to_add if v in present]
+        if len(added) < len(plan.to_add):
+            code = result.get("code") or response.status_code
+            raise ZohoError(
+                f"{module}.{api_name}: could not add {len(plan.to_add) - len(added)} picklist values "
+                f"({code}: {safe_details(result.get('details'))})",
+                status=response.status_code,
+                code="PICKLIST_UPDATE_FAILED",
+            )
+        if not ok:
+            logger.info("zoho %s.%s: picklist update answered %s, but the values are there", module, api_name,
+                        result.get("code") or response.status_code)
+        logger.info("zoho %s.%s: added %d picklist values", module, api_name, len(added))
+        return added
 
     # -- bulk write ------------------------------------------------------------------
     def bulk_write(

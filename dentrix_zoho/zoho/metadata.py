@@ -111,3 +111,45 @@ def plan_schema(
 
 def batches_of(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+PICKLIST_TYPES = frozenset({"picklist", "multiselectpicklist"})
+
+
+@dataclass(frozen=True)
+class PicklistPlan:
+    to_add: list[str] = field(default_factory=list)
+    # Wanted values whose display value exists with other letter case: Zoho refuses them as
+    # duplicates, yet a record sending the wanted spelling would still be refused.
+    case_clashes: list[str] = field(default_factory=list)
+
+    def body(self, existing_field: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``PATCH /settings/fields/{id}`` body: every current value by its ``id`` (so a
+        replace-style reading of the API keeps them), then the new ones."""
+        kept = [
+            {"id": v["id"], "display_value": v.get("display_value"), "actual_value": v.get("actual_value")}
+            for v in existing_field.get("pick_list_values") or []
+            if v.get("id")
+        ]
+        new = [{"display_value": v, "actual_value": v} for v in self.to_add]
+        return {"fields": [{"id": str(existing_field["id"]), "pick_list_values": kept + new}]}
+
+
+def plan_picklist_additions(module: str, existing_field: Mapping[str, Any], wanted: Sequence[str]) -> PicklistPlan:
+    """Which of ``wanted`` the picklist lacks (by exact actual value), in order, without repeats."""
+    api_name = existing_field.get("api_name")
+    if str(existing_field.get("data_type")) not in PICKLIST_TYPES:
+        raise ValueError(f"{module}.{api_name} is a {existing_field.get('data_type')} field, not a picklist")
+    values = existing_field.get("pick_list_values") or []
+    actual = {str(v.get("actual_value")) for v in values}
+    shown = {str(v.get("display_value")).casefold() for v in values}
+    to_add: list[str] = []
+    clashes: list[str] = []
+    for value in dict.fromkeys(wanted):
+        if value in actual:
+            continue
+        if value.casefold() in shown or value.casefold() in {v.casefold() for v in to_add}:
+            clashes.append(value)
+        else:
+            to_add.append(value)
+    return PicklistPlan(to_add=to_add, case_clashes=clashes)

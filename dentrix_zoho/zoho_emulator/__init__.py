@@ -39,8 +39,10 @@ Emulated
     are ignored, as the real API does. ``X-EXTERNAL: Module.Field`` (an external field) lets an update
     name its record, and a lookup its target (``{"Field": "value"}``), by external value.
   * Metadata: ``/settings/modules``, ``/settings/fields`` (GET, and POST of <= 5 custom fields with API
-    names from labels, clash numbering ``Name1``, never ``__``), ``/settings/layouts`` (one standard
-    layout), ``/users`` (types, paging), ``/org`` with ``zgid``. Custom fields per module by edition
+    names from labels, clash numbering ``Name1``, never ``__``), ``/settings/fields/{id}`` (GET; PATCH
+    adds picklist values to a standard or custom (multi-select) picklist, in our reading of Zoho's
+    "Update Custom Field" API: append only, ``DUPLICATE_DATA`` on a repeated display value),
+    ``/settings/layouts`` (one standard layout), ``/users`` (types, paging), ``/org`` with ``zgid``. Custom fields per module by edition
     (Free 5 [our choice], Standard 10, Professional 155, Enterprise 300, Ultimate 500), <= 2 unique
     fields per module, subform fields (2 on Enterprise, 5 on Ultimate, none below unless
     ``--no-subform-edition-gate``). Custom fields are allowed on Leads, Contacts, Events, Tasks, Calls.

@@ -36,6 +36,8 @@ def _routes() -> list[Route]:
         Route(f"{v8}/settings/modules/{{module}}", s.get_module, methods=["GET"]),
         Route(f"{v8}/settings/fields", s.list_fields, methods=["GET"]),
         Route(f"{v8}/settings/fields", s.create_fields, methods=["POST"]),
+        Route(f"{v8}/settings/fields/{{field_id}}", s.get_field, methods=["GET"]),
+        Route(f"{v8}/settings/fields/{{field_id}}", s.update_field, methods=["PATCH"]),
         Route(f"{v8}/settings/layouts", s.list_layouts, methods=["GET"]),
         *query_api.ROUTES,
         *attachments_api.ROUTES,

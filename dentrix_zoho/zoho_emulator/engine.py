@@ -143,6 +143,9 @@ class Org:
             cached = {}
             for field in STANDARD_FIELDS[module] + list(self.state.custom_fields.get(module, {}).values()):
                 field = dict(field)
+                changed = self.state.picklists.get(module, {}).get(field["api_name"])
+                if changed is not None:
+                    field["pick_list_values"] = list(changed)
                 if field.get("pick_list_values"):
                     field["_values"] = frozenset(field["pick_list_values"])
                 for row in field.get("subform_fields") or []:
@@ -159,6 +162,11 @@ class Org:
     def define_field(self, tx: Tx, module: str, field: dict[str, Any]) -> None:
         tx.apply(["field", module, field])
         self.rebuild_indexes()
+
+    def set_picklist(self, tx: Tx, module: str, api_name: str, values: list[str]) -> None:
+        """Replace a field's picklist (standard or custom) with ``values``, the whole list."""
+        tx.apply(["picklist", module, api_name, list(values)])
+        self._forget_fields()
 
     def _forget_fields(self) -> None:
         self._fields_cache.clear()

@@ -284,3 +284,94 @@ def _create_one(call: Call, tx: Tx, module: str, spec: Any, index: int) -> dict[
     call.org.define_field(tx, module, field)
     return {"code": "SUCCESS", "details": {"id": field["id"]},
             "message": "field created", "status": "success"}
+
+
+# ---- picklist updates -----------------------------------------------------------------------------
+
+PICKLIST_TYPES = ("picklist", "multiselectpicklist")
+_UPDATABLE_KEYS = {"id", "pick_list_values"}
+
+
+def _field_by_id(call: Call, module: str, field_id: str) -> dict[str, Any] | None:
+    return next((f for f in _public_fields(call, module) if f["id"] == field_id), None)
+
+
+@api("/crm/v8/settings/fields/{field_id}")
+async def get_field(request: Request, call: Call) -> Response:
+    call.require_any("ZohoCRM.settings.ALL", "ZohoCRM.settings.fields.READ", "ZohoCRM.settings.fields.ALL")
+    module = _listed_module(request.query_params.get("module"))
+    call.charge(1)
+    field = _field_by_id(call, module, request.path_params["field_id"])
+    if field is None:
+        return no_content()
+    return json_response({"fields": [field]})
+
+
+@api("/crm/v8/settings/fields/{field_id}", write=True)
+async def update_field(request: Request, call: Call) -> Response:
+    """Add values to a picklist or multi-select picklist, standard or custom.
+
+    The shape is our reading of Zoho's "Update Custom Field" API (the reference documents only
+    field creation): ``{"fields": [{"id": ..., "pick_list_values": [...]}]}``; a value sent with
+    its ``id`` is kept as it is, one without is added. Only additions are emulated: a value left out
+    of the body stays (the real API's delete/rename semantics are not modelled), and any other field
+    property in the body is refused. Answers like field creation, with ``"message": "field updated"``.
+    """
+    call.require_any("ZohoCRM.settings.ALL", "ZohoCRM.settings.fields.ALL", "ZohoCRM.settings.fields.UPDATE")
+    module = _listed_module(request.query_params.get("module"))
+    body = await call.json_body()
+    specs = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(specs, list) or not specs:
+        raise required_param("fields")
+    if len(specs) > 1:
+        raise limit_exceeded(1, api_name="fields")
+    call.charge(1)
+    try:
+        with call.org.transaction() as tx:
+            result = _update_picklist(call, tx, module, request.path_params["field_id"], specs[0])
+    except RecordError as error:
+        return json_response({"fields": [error.body]}, 400)
+    return json_response({"fields": [result]})
+
+
+def _update_picklist(call: Call, tx: Tx, module: str, field_id: str, spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise _field_error("INVALID_DATA", "invalid data", 0, "fields")
+    if "id" in spec and str(spec["id"]) != field_id:
+        raise _field_error("INVALID_DATA", "the field id does not match the URL", 0, "id", id=str(spec["id"]))
+    field = _field_by_id(call, module, field_id)
+    if field is None:
+        raise _field_error("INVALID_DATA", "invalid data", 0, "id", id=field_id)
+    for key in spec:
+        if key not in _UPDATABLE_KEYS:
+            raise _field_error("INVALID_DATA", "only picklist values can be updated in the emulator", 0, key)
+    if field["data_type"] not in PICKLIST_TYPES:
+        raise _field_error("INVALID_DATA", "the field is not a picklist", 0, field["api_name"],
+                           expected_data_type="picklist")
+    values = spec.get("pick_list_values")
+    if not isinstance(values, list) or not values:
+        raise _field_error("MANDATORY_NOT_FOUND", "required field not found", 0, "pick_list_values")
+    current = field["pick_list_values"]
+    by_id = {v["id"]: v["actual_value"] for v in current}
+    shown = {v["display_value"].lower() for v in current}
+    added: list[str] = []
+    for value in values:
+        if not isinstance(value, dict):
+            raise _field_error("INVALID_DATA", "invalid data", 0, "pick_list_values")
+        if "id" in value:
+            kept = by_id.get(str(value["id"]))
+            if kept is None or value.get("display_value", kept) != kept or value.get("actual_value", kept) != kept:
+                raise _field_error("INVALID_DATA", "invalid data", 0, "pick_list_values", id=str(value["id"]))
+            continue
+        display = value.get("display_value")
+        actual = value.get("actual_value", display)
+        if not isinstance(display, str) or not display.strip() or actual != display:
+            # The emulator keeps one string per value; Zoho's separate actual values are not modelled.
+            raise _field_error("INVALID_DATA", "invalid data", 0, "pick_list_values")
+        if display.lower() in shown:
+            raise _field_error("DUPLICATE_DATA", "duplicate data", 0, "pick_list_values", display_value=display)
+        shown.add(display.lower())
+        added.append(display)
+    if added:
+        call.org.set_picklist(tx, module, field["api_name"], [v["actual_value"] for v in current] + added)
+    return {"code": "SUCCESS", "details": {"id": field_id}, "message": "field updated", "status": "success"}

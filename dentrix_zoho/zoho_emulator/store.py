@@ -49,6 +49,8 @@ class State:
         self.users: dict[str, dict[str, Any]] = {}
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.custom_fields: dict[str, dict[str, dict[str, Any]]] = {}
+        # module -> field api_name -> the field's whole picklist after a PATCH /settings/fields/{id}
+        self.picklists: dict[str, dict[str, list[str]]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.access_tokens: dict[str, dict[str, Any]] = {}
         self.grant_codes: dict[str, dict[str, Any]] = {}
@@ -64,6 +66,8 @@ class State:
             self.records.get(op[1], {}).pop(op[2], None)
         elif kind == "field":
             self.custom_fields.setdefault(op[1], {})[op[2]["api_name"]] = op[2]
+        elif kind == "picklist":
+            self.picklists.setdefault(op[1], {})[op[2]] = op[3]
         elif kind == "user":
             self.users[op[1]["id"]] = op[1]
         elif kind == "org":
@@ -87,6 +91,7 @@ class State:
         elif kind == "reset":
             self.records.clear()
             self.custom_fields.clear()
+            self.picklists.clear()
             self.bulk_files.clear()
             self.bulk_jobs.clear()
             self.recycle_bin.clear()
@@ -106,7 +111,7 @@ class State:
 
 
 _TABLES = (
-    "seq", "org", "users", "records", "custom_fields", "refresh_tokens", "access_tokens",
+    "seq", "org", "users", "records", "custom_fields", "picklists", "refresh_tokens", "access_tokens",
     "grant_codes", "bulk_files", "bulk_jobs", "recycle_bin",
 )
 

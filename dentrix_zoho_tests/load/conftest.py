@@ -257,9 +257,10 @@ class Kit:
     provider_map = staticmethod(provider_map)
     client_for = staticmethod(client_for)
     World = World
+    write_users_file = staticmethod(write_users_file)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kit() -> type[Kit]:
     return Kit
 

@@ -51,30 +51,19 @@ def checks(world: Any) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(shaped_practice: Any, tmp_path_factory: pytest.TempPathFactory, kit_module: Any) -> Iterator[dict[str, Any]]:
+def clean_run(shaped_practice: Any, tmp_path_factory: pytest.TempPathFactory, kit: Any) -> Iterator[dict[str, Any]]:
     """One uninterrupted load of the tiny practice: the reference the other runs must equal."""
     from dentrix_zoho.zoho_emulator.testing import running_emulator
 
     root = tmp_path_factory.mktemp("clean")
-    users = kit_module.write_users_file(root / "users.yaml")
+    users = kit.write_users_file(root / "users.yaml")
     with running_emulator(root / "emu", extra_args=["--users-file", str(users)]) as handle:
-        world = kit_module.World(handle, shaped_practice.duckdb_path, root / "ledger.sqlite", shaped_practice.spec)
+        world = kit.World(handle, shaped_practice.duckdb_path, root / "ledger.sqlite", shaped_practice.spec)
         ctx = world.context()
         results = load_all(ctx)
-        yield {"world": world, "results": results, "canonical": kit_module.canonical(handle.snapshot()),
+        yield {"world": world, "results": results, "canonical": kit.canonical(handle.snapshot()),
                "snapshot": handle.snapshot(), "run_id": ctx.run_id}
         world.client.close()
-
-
-@pytest.fixture(scope="module")
-def kit_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("load_conftest", Path(__file__).with_name("conftest.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_full_load_reconciles_and_a_second_run_changes_nothing(clean_run: dict[str, Any]) -> None:
@@ -94,12 +83,12 @@ def test_full_load_reconciles_and_a_second_run_changes_nothing(clean_run: dict[s
 
 
 def test_reconciliation_notices_a_record_deleted_in_zoho(clean_run: dict[str, Any], shaped_practice: Any,
-                                                       tmp_path: Path, kit_module: Any) -> None:
+                                                       tmp_path: Path, kit: Any) -> None:
     from dentrix_zoho.zoho_emulator.testing import running_emulator
 
-    users = kit_module.write_users_file(tmp_path / "users.yaml")
+    users = kit.write_users_file(tmp_path / "users.yaml")
     with running_emulator(tmp_path / "emu", extra_args=["--users-file", str(users)]) as handle:
-        world = kit_module.World(handle, shaped_practice.duckdb_path, tmp_path / "ledger.sqlite", shaped_practice.spec)
+        world = kit.World(handle, shaped_practice.duckdb_path, tmp_path / "ledger.sqlite", shaped_practice.spec)
         load_all(world.context(), ("responsible_parties", "patients", "events"))
         [event] = list(world.ledger.crosswalk_rows(module="Events"))[:1]
         assert world.client.delete("Events", [event.zoho_id])[0].ok
@@ -109,6 +98,12 @@ def test_reconciliation_notices_a_record_deleted_in_zoho(clean_run: dict[str, An
         assert not counts.passed and counts.counts["modules"]["Events"] == {
             "ledger": counts.counts["modules"]["Events"]["zoho"] + 1, "zoho": counts.counts["modules"]["Events"]["zoho"]}
         assert not parents.passed and not zero_loss_gate([counts, parents]).passed
+        # a Balance_Due changed in Zoho no longer adds up to the source's aging buckets
+        assert reconcile_balances(world.duckdb_path, world.client, world.ledger, "office-1", world.schema).passed
+        owing = [r for r in handle.snapshot()["modules"]["Contacts"] if r.get("Balance_Due")]
+        assert world.client.update("Contacts", [{"id": owing[0]["id"], "Balance_Due": owing[0]["Balance_Due"] + 1}])[0].ok
+        balances = reconcile_balances(world.duckdb_path, world.client, world.ledger, "office-1", world.schema)
+        assert not balances.passed and balances.counts["guarantors_mismatched"] == 1
         world.client.close()
 
 
@@ -130,10 +125,10 @@ def _run(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_killed_mid_load_and_resumed_equals_one_clean_run(clean_run: dict[str, Any], shaped_practice: Any,
-                                                          tmp_path: Path, kit_module: Any) -> None:
+                                                          tmp_path: Path, kit: Any) -> None:
     from dentrix_zoho.zoho_emulator.testing import running_emulator
 
-    users = kit_module.write_users_file(tmp_path / "users.yaml")
+    users = kit.write_users_file(tmp_path / "users.yaml")
     ledger = tmp_path / "ledger.sqlite"
     with running_emulator(tmp_path / "emu", extra_args=["--users-file", str(users)]) as handle:
         # A kill right after a response, before the ledger heard of it: in Contacts, Events, Notes, files.
@@ -144,11 +139,11 @@ def test_killed_mid_load_and_resumed_equals_one_clean_run(clean_run: dict[str, A
             assert killed.returncode == -9, killed.stderr[-2000:]
         finished = _run(_runner_config(tmp_path, handle, shaped_practice, ledger, 0))
         assert finished.returncode == 0, finished.stderr[-2000:]
-        assert_same_records(kit_module.canonical(handle.snapshot()), clean_run["canonical"])
+        assert_same_records(kit.canonical(handle.snapshot()), clean_run["canonical"])
         for module, records in handle.snapshot()["modules"].items():
             keys = [r["Source_System_ID"] for r in records if r.get("Source_System_ID")]
             assert len(keys) == len(set(keys)), module
-        world = kit_module.World(handle, shaped_practice.duckdb_path, ledger, shaped_practice.spec)
+        world = kit.World(handle, shaped_practice.duckdb_path, ledger, shaped_practice.spec)
         gate = zero_loss_gate(checks(world))
         assert gate.passed, gate.as_dict()
         # The kills landed after a note batch and after a file upload: both were found, not re-sent.
@@ -160,12 +155,12 @@ def test_killed_mid_load_and_resumed_equals_one_clean_run(clean_run: dict[str, A
 
 
 def test_faults_injected_still_zero_loss_and_no_duplicates(clean_run: dict[str, Any], shaped_practice: Any,
-                                                           tmp_path: Path, kit_module: Any) -> None:
+                                                           tmp_path: Path, kit: Any) -> None:
     from dentrix_zoho.zoho_emulator.testing import running_emulator
 
-    users = kit_module.write_users_file(tmp_path / "users.yaml")
+    users = kit.write_users_file(tmp_path / "users.yaml")
     with running_emulator(tmp_path / "emu", extra_args=["--users-file", str(users)]) as handle:
-        world = kit_module.World(handle, shaped_practice.duckdb_path, tmp_path / "ledger.sqlite", shaped_practice.spec)
+        world = kit.World(handle, shaped_practice.duckdb_path, tmp_path / "ledger.sqlite", shaped_practice.spec)
         handle.set_faults("429=0.1,500=0.03,503=0.02,drop=0.02", seed=11)
         ctx = world.context()
         first = load_all(ctx)
@@ -177,7 +172,7 @@ def test_faults_injected_still_zero_loss_and_no_duplicates(clean_run: dict[str, 
         faults = handle.usage()["faults_injected"]
         handle.set_faults(None)
         assert sum(r.failed for r in first) == 0
-        assert_same_records(kit_module.canonical(handle.snapshot()), clean_run["canonical"])
+        assert_same_records(kit.canonical(handle.snapshot()), clean_run["canonical"])
         gate = zero_loss_gate(checks(world))
         assert gate.passed, gate.as_dict()
         assert any(kind.endswith(":after") for kind in faults), faults  # writes applied, answer lost

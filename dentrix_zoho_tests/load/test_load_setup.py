@@ -25,8 +25,31 @@ def test_schema_setup_creates_the_fields_once_and_reads_back_api_names(emulator:
     again = setup_schema(client, spec)
     assert again.api_names == first.api_names
     assert emulator.snapshot()["custom_fields"] == fields_before
-    # the map's extra standard-picklist values are reported, not silently assumed
-    assert "Other" in first.picklist_missing["Leads"]["Lead_Source"]
+    # the map's extra standard-picklist values are added once, then found
+    assert "Other" in first.picklist_added["Leads"]["Lead_Source"]
+    assert "Other" in first.picklist_added["Contacts"]["Lead_Source"]
+    assert first.picklist_added["Leads"]["Lead_Status"]
+    assert first.picklist_missing == {} and again.picklist_added == {} and again.picklist_missing == {}
+    lead_status = {f["api_name"]: f for f in client.fields("Leads", refresh=True)}["Lead_Status"]
+    values = [v["actual_value"] for v in lead_status["pick_list_values"]]
+    assert len(values) == len(set(values)) and set(first.picklist_added["Leads"]["Lead_Status"]) <= set(values)
+
+
+def test_picklist_values_that_cannot_be_added_are_still_reported(emulator: Any, kit: Any) -> None:
+    # A token allowed to create fields but not to update them: the PATCH is refused.
+    import httpx
+
+    code = emulator.grant_code("ZohoCRM.modules.ALL,ZohoCRM.users.READ,ZohoCRM.org.READ,"
+                               "ZohoCRM.settings.fields.READ,ZohoCRM.settings.fields.CREATE")
+    minted = httpx.post(f"{emulator.base_url}/oauth/v2/token", data={
+        "grant_type": "authorization_code", "client_id": emulator.client_id,
+        "client_secret": emulator.client_secret, "code": code}).json()
+    client = kit.client_for(emulator, refresh_token=minted["refresh_token"])
+    result = setup_schema(client, load_spec())
+    assert result.picklist_added == {}
+    assert "Other" in result.picklist_missing["Leads"]["Lead_Source"]
+    assert "Other" in result.picklist_missing["Contacts"]["Lead_Source"]
+    assert result.summary()["picklist_values_missing"] >= 3
 
 
 def test_schema_setup_reads_back_a_name_zoho_chose(emulator: Any, kit: Any) -> None:

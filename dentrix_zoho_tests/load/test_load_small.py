@@ -12,6 +12,8 @@ from dentrix_zoho.load import LoadOverBudget, estimate_load, load_all, load_modu
 from dentrix_zoho.load.ledger_io import INTENT_OPERATION
 from dentrix_zoho.mapping import load_spec
 
+CREDITS_FOR_SETUP_AND_A_FEW_WRITES = 30  # schema set-up and owners take about 26
+
 
 def by_sid(handle: Any, module: str) -> dict[str, dict[str, Any]]:
     return {r["Source_System_ID"]: r for r in handle.snapshot()["modules"].get(module, []) if r.get("Source_System_ID")}
@@ -169,11 +171,12 @@ def test_dry_run_sends_nothing_and_writes_nothing(small_world: Any) -> None:
 
 
 def test_sample_option_limits_the_load(small_world: Any, kit: Any) -> None:
-    chosen = frozenset({kit.sid("patient", 3)})
+    chosen = frozenset({kit.sid("patient", 3), kit.sid("patient", 1)})
     results = {r.step: r for r in load_all(small_world.context(sample_source_ids=chosen))}
-    assert results["patients"].ok == 1 and results["responsible_parties"].shaped == 0
+    assert results["patients"].ok == 1 and results["responsible_parties"].ok == 1
     assert results["events"].ok == 1 and results["notes"].ok == 1  # the sampled patient's children
-    assert set(by_sid(small_world.handle, "Contacts")) == {kit.sid("patient", 3)}
+    # patient 2 links to the sampled guarantor as its Related_Party: that does not bring it in
+    assert set(by_sid(small_world.handle, "Contacts")) == {kit.sid("patient", 3), kit.sid("patient", 1)}
 
 
 def test_file_deleted_after_shaping_is_held_back(small_world: Any, kit: Any, tmp_path: Path) -> None:
@@ -232,3 +235,37 @@ def test_note_create_answered_with_500_after_the_write_is_found_not_resent(small
     assert result.reconciled == 2 and result.ok == 2 and result.failed == 0
     notes = small_world.handle.snapshot()["modules"]["Notes"]
     assert sorted(n["Note_Title"] for n in notes) == ["Clinical note 1", "Clinical note 2"]
+
+
+def test_accounting_fails_while_shaped_rows_are_neither_loaded_nor_quarantined(small_world: Any) -> None:
+    from dentrix_zoho.load import reconcile_accounting
+
+    load_module(small_world.context(), "Contacts")
+    partial = reconcile_accounting(small_world.duckdb_path, small_world.ledger, "office-1")
+    assert not partial.passed
+    assert partial.counts["modules"]["Events"] == {"shaped": 2, "loaded": 0, "quarantined_at_load": 0, "pending": 2,
+                                                   "quarantined_at_shape": 0}
+    load_all(small_world.context())
+    done = reconcile_accounting(small_world.duckdb_path, small_world.ledger, "office-1")
+    assert done.passed and done.counts["modules"]["Attachments"]["quarantined_at_load"] == 2
+
+
+def test_credits_running_out_mid_load_stop_it_resumably(tmp_path: Path, world_factory: Any, kit: Any) -> None:
+    from dentrix_zoho.zoho import CreditsExhausted
+
+    duck = kit.build_small_world(tmp_path / "w.duckdb", tmp_path / "files")
+    world = world_factory(duck, load_spec(), credits=CREDITS_FOR_SETUP_AND_A_FEW_WRITES)
+    ctx = world.context()
+    with pytest.raises(LoadOverBudget):  # Zoho's X-API-CREDITS-REMAINING told the client what is left
+        load_all(ctx)
+    assert not world.handle.snapshot()["modules"]
+    with pytest.raises(CreditsExhausted):  # sent anyway: it stops where the credits end
+        load_all(ctx, check_budget=False)
+    written = {r.source_id for r in world.ledger.crosswalk_rows()}
+    assert written  # what went before the stop is in the ledger
+    world.handle.advance_clock(24 * 3600 + 1)  # a new day of credits; the resume is a new process
+    world.client = kit.client_for(world.handle)
+    load_all(world.context(run_id=ctx.run_id))
+    snapshot = world.handle.snapshot()["modules"]
+    assert sorted(r["Source_System_ID"] for r in snapshot["Contacts"]) == [kit.sid("patient", n) for n in (1, 2, 3)]
+    assert len(snapshot["Notes"]) == 2 and len(snapshot["Attachments"]) == 1

@@ -41,6 +41,9 @@ class Zoho:
     def put(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.put(path, **kw)
 
+    def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.patch(path, **kw)
+
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.delete(path, **kw)
 

@@ -73,7 +73,7 @@ def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource
     from dentrix_zoho.mapping import load_spec
 
     ledger = open_ledger(workspace)
-    result = setup_schema(zoho_client(zoho, ledger, context.run_id), load_spec())
+    result = setup_schema(zoho_client(zoho, ledger, context.run.run_id), load_spec())
     path = save_schema(workspace.home_path, result)
     summary = result.summary()
     context.log.info(f"schema ready: {summary}")
@@ -131,7 +131,7 @@ def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceReso
     provider_map = load_provider_map(path) if path else ProviderMap()
     ledger = open_ledger(workspace)
     ids = shaped_provider_ids(workspace.staging.path, workspace.office_id)
-    owners = resolve_owners(zoho_client(zoho, ledger, context.run_id), provider_map, ids)
+    owners = resolve_owners(zoho_client(zoho, ledger, context.run.run_id), provider_map, ids)
     save_owners(workspace.home_path, owners)
     summary = owners.summary()
     yield dg.MaterializeResult(metadata={**summary, "providers_seen": len(ids)})
@@ -179,7 +179,7 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
         if scope != "sample" and not is_current_spec_approved(ledger):
             # The blocking check stops a job; this stops an ad-hoc materialization too.
             raise dg.Failure("the mapping spec is not approved: only the sample may be loaded")
-        ledger.start_run(scope, workspace.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run_id)
+        ledger.start_run(scope, workspace.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run.run_id)
         ctx = build_load_context(context, workspace, zoho, ledger, scope=scope)
         if previous is None:
             estimate = estimate_load(ctx)
@@ -249,7 +249,7 @@ def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResour
     schema = load_schema(workspace.home_path)
     if schema is None:
         raise dg.Failure("schema setup has not run: materialize zoho_load/schema_setup first")
-    client = zoho_client(zoho, ledger, context.run_id)
+    client = zoho_client(zoho, ledger, context.run.run_id)
     office = workspace.office_id
     sample = sample_ids(workspace) if scope == "sample" else None
     results = [
@@ -260,7 +260,7 @@ def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResour
     ]
     gate = zero_loss_gate(results)
     plan = write_remigration_plan(workspace.staging.path, ledger, office, workspace.reports_dir)
-    ledger.finish_run(context.run_id, "succeeded" if gate.passed else "failed")
+    ledger.finish_run(context.run.run_id, "succeeded" if gate.passed else "failed")
     yield dg.MaterializeResult(
         metadata={
             "zero_loss": gate.passed,

@@ -55,10 +55,10 @@ def build_load_context(
     options = LoadOptions(sample_source_ids=sample_ids(workspace) if scope == "sample" else None)
     return LoadContext(
         duckdb_path=workspace.staging.path,
-        client=zoho_client(zoho, ledger, context.run_id),
+        client=zoho_client(zoho, ledger, context.run.run_id),
         ledger=ledger,
         office_id=workspace.office_id,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         spec=spec,
         owners=owners,
         schema=schema,

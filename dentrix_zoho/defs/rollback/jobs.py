@@ -1,0 +1,81 @@
+"""The rollback as a Dagster job: plan from the ledger, log the plan, carry it out, publish counts.
+
+Thin: the work is ``dentrix_zoho.rollback.service``. Metadata and logs hold counts, ids and codes only.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from dentrix_zoho.defs.load.resources import open_ledger, zoho_client
+from dentrix_zoho.defs.workspace_resource import WorkspaceResource
+from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
+from dentrix_zoho.ledger import LedgerError
+from dentrix_zoho.rollback.service import POLICIES, make_plan, plan_counts, result_counts, run_rollback
+
+
+class RollbackConfig(dg.Config):
+    run_id: str | None = Field(default=None, description="Roll back this migration run only.")
+    all_runs: bool = Field(default=False, description="Roll back every migration run of this office.")
+    dry_run: bool = Field(default=False, description="Log the plan and its cost; change nothing.")
+    policy: str = Field(
+        default="skip",
+        description="Records a person changed in Zoho after our write: 'skip' (report, leave) or 'force'.",
+    )
+
+
+@dg.op(
+    name="rollback",
+    pool=zoho_pool_name_from_env(),
+    description="Undo one run or the whole migration from the ledger; human-edited records are reported.",
+)
+def rollback_op(
+    context: dg.OpExecutionContext, config: RollbackConfig, workspace: WorkspaceResource, zoho: ZohoResource
+) -> dg.Output[dict[str, int]]:
+    if (config.run_id is None) == (not config.all_runs):
+        raise dg.Failure("give exactly one of run_id or all_runs: true")
+    if config.policy not in POLICIES:
+        raise dg.Failure(f"policy must be one of {', '.join(POLICIES)}, not {config.policy!r}")
+    with open_ledger(workspace) as ledger:
+        try:
+            plan = make_plan(
+                ledger,
+                config.run_id,
+                config.all_runs,
+                office_id=workspace.office_id if config.all_runs else None,
+            )
+        except LedgerError as exc:
+            raise dg.Failure(str(exc)) from None
+        context.log.info("rollback plan:\n%s", plan.render())
+        planned = plan_counts(plan)
+        metadata: dict[str, dg.RawMetadataValue] = {f"plan.{k}": v for k, v in planned.items()}
+        metadata["target"] = plan.target
+        if config.dry_run or plan.is_empty:
+            metadata["dry_run"] = config.dry_run
+            return dg.Output(planned, metadata=metadata)
+        with zoho_client(zoho, ledger, context.run_id) as client:
+            # The Dagster run id is the rollback's ledger run; re-running the job resumes from the ledger.
+            result = run_rollback(plan, client, ledger, context.run_id, policy=config.policy)  # type: ignore[arg-type]
+        counts = result_counts(result)
+        metadata.update({f"result.{k}": v for k, v in counts.items()})
+        context.log.info("rollback %s: %s", plan.target, result.summary())
+        if not result.complete:
+            raise dg.Failure(
+                f"rollback of {plan.target} left work undone: {result.summary()}",
+                metadata=metadata,
+            )
+        return dg.Output(counts, metadata=metadata)
+
+
+@dg.job(
+    name="rollback_migration",
+    description=(
+        "Roll back one migration run (run_id) or the whole migration (all_runs) from the ledger: delete what was "
+        "created, children first, restore the pre-image of what was updated; resumable by running it again."
+    ),
+    executor_def=dg.in_process_executor,
+)
+def rollback_migration_job() -> None:
+    rollback_op()
+
+
+rollback_jobs = [rollback_migration_job]

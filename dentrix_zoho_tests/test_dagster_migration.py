@@ -1,0 +1,113 @@
+"""The migration jobs end to end through Dagster, against the emulator, on the tiny practice.
+
+Sample first; the full job is stopped by the blocking approval gate until the
+map is approved; after approval it loads everything; a re-run sends nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.mapping import approve_spec
+from dentrix_zoho.source.synthetic import PracticeFiles
+from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def migration_env(tiny_practice: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.Definitions, Path, object]]:
+    home = tmp_path_factory.mktemp("migration_home")
+    files = PracticeFiles(tiny_practice)
+    provider_map = home / "providers.yaml"
+    shutil.copy(files.provider_map, provider_map)
+    with provider_map.open("a", encoding="utf-8") as fh:
+        fh.write("default_owner_email: office.manager@dental.example.com\n")
+    users = home / "users.yaml"
+    users.write_text(
+        "users:\n"
+        "  - {first_name: Office, last_name: Manager, email: office.manager@dental.example.com}\n"
+        + "".join(
+            f"  - {{first_name: {p}, last_name: Provider, email: {e}}}\n"
+            for p, e in sorted(__import__("yaml").safe_load(files.provider_map.read_text())["providers"].items())
+        ),
+        encoding="utf-8",
+    )
+    mp = pytest.MonkeyPatch()
+    with running_emulator(home / "zoho", users=1, extra_args=["--users-file", str(users)]) as emu:
+        env = {
+            "DENTRIX_ZOHO_HOME": str(home),
+            "DENTRIX_SOURCE": f"sqlite:///{tiny_practice}",
+            "DENTRIX_IMAGE_DIR": str(files.images_dir),
+            "DENTRIX_PROVIDER_MAP": str(provider_map),
+            "DENTRIX_AS_OF": "2026-11-01",
+            "ZOHO_API_BASE": emu.base_url,
+            "ZOHO_ACCOUNTS_URL": emu.base_url,
+            "ZOHO_UPLOAD_URL": emu.base_url,
+            "ZOHO_CLIENT_ID": emu.client_id,
+            "ZOHO_CLIENT_SECRET": emu.client_secret,
+            "ZOHO_REFRESH_TOKEN": emu.refresh_token,
+            "ZOHO_EDITION": "enterprise",
+        }
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv("ZOHO_DC", raising=False)
+        from dentrix_zoho.definitions import build_definitions
+
+        try:
+            yield build_definitions(), home, emu
+        finally:
+            mp.undo()
+
+
+def _run(defs: dg.Definitions, name: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def test_sample_then_gate_then_full_then_nothing_to_send(migration_env) -> None:  # type: ignore[no-untyped-def]
+    defs, home, emu = migration_env
+    instance = dg.DagsterInstance.ephemeral()
+
+    sample = _run(defs, "sample_migration", instance)
+    assert sample.success
+    assert (home / "reports" / "diff_report_office-1.html").exists()
+    sample_contacts = len(emu.snapshot()["modules"].get("Contacts", []))
+    assert 0 < sample_contacts < 200
+
+    # Not approved yet: the blocking gate fails and no load step runs.
+    gated = _run(defs, "full_migration", instance)
+    assert not gated.success
+    evaluations = {e.check_name: e.passed for e in gated.get_asset_check_evaluations()}
+    assert evaluations.get("mapping_approved") is False
+    assert not any(key.startswith("zoho_load/") and key != "zoho_load/mapping_approval"
+                   and key not in ("zoho_load/schema_setup", "zoho_load/owner_resolution")
+                   for key in _materialized(gated))
+    assert len(emu.snapshot()["modules"].get("Contacts", [])) == sample_contacts
+
+    approve_spec(Ledger(f"sqlite:///{home / 'ledger.sqlite'}"), "pytest")
+    full = _run(defs, "full_migration", instance)
+    assert full.success, [e.check_name for e in full.get_asset_check_evaluations() if not e.passed]
+    checks = {e.check_name: e.passed for e in full.get_asset_check_evaluations()}
+    assert checks["zero_loss"] and checks["balances"] and checks["parents"]
+    after_full = emu.snapshot()
+    assert len(after_full["modules"]["Contacts"]) > sample_contacts
+
+    again = _run(defs, "full_migration", instance)
+    assert again.success
+    sent = [
+        e.materialization.metadata["sent"].value
+        for e in again.get_asset_materialization_events()
+        if e.asset_key.path[0] == "zoho_load" and "sent" in e.materialization.metadata
+    ]
+    assert sent and all(n == 0 for n in sent)
+    assert emu.snapshot()["modules"] == after_full["modules"]
