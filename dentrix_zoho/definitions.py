@@ -6,6 +6,8 @@ import os
 
 import dagster as dg
 
+from dentrix_zoho.defs.cutover.assets import cutover_assets
+from dentrix_zoho.defs.cutover.jobs import cutover_jobs, cutover_schedule, cutover_sensor
 from dentrix_zoho.defs.load.assets import load_assets
 from dentrix_zoho.defs.load.jobs import load_jobs
 from dentrix_zoho.defs.mapping.assets import mapping_assets, mapping_checks
@@ -27,9 +29,11 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     home = str(settings.home.expanduser().resolve())
     return dg.Definitions(
-        assets=[*staging_assets, *audit_assets, *mapping_assets, *load_assets],
+        assets=[*staging_assets, *audit_assets, *mapping_assets, *load_assets, *cutover_assets],
         asset_checks=[*mapping_checks],
-        jobs=[*source_jobs, *load_jobs],
+        jobs=[*source_jobs, *load_jobs, *cutover_jobs],
+        sensors=[cutover_sensor],
+        schedules=[cutover_schedule],
         resources={
             "dentrix": DentrixSourceResource(
                 source=_env_or("DENTRIX_SOURCE", None),

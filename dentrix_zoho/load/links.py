@@ -13,6 +13,7 @@ from dentrix_zoho.mapping.ids import split_source_system_id
 
 # Links a record cannot go without: an activity or note with no parent is a loss.
 REQUIRED_LINKS = frozenset({"Who_Id", "What_Id", "Parent_Id"})
+PARENT_MODULES = ("Contacts", "Leads")
 
 
 def _source_object(source_id: str) -> str:
@@ -23,23 +24,46 @@ def _source_object(source_id: str) -> str:
 
 
 class ParentIndex:
-    """Source id -> live Zoho id, looked up in the crosswalk in bulk and cached."""
+    """Source id -> live Zoho id, looked up in the crosswalk in bulk and cached.
+
+    A source id names its object (``office:patient:7``), but the crosswalk files a row under the
+    Dentrix object it came from, which can differ (a new-patient Lead made from an appointment is
+    ``office:appt_new_patient:9`` under ``appt``); ids not found by their own object are looked up
+    in one scan of this office's live Contacts and Leads.
+    """
 
     def __init__(self, ledger: Ledger, office_id: str) -> None:
         self.ledger = ledger
         self.office_id = office_id
         self._ids: dict[str, str | None] = {}
+        self._scanned: dict[str, str] | None = None
+
+    def _scan(self) -> dict[str, str]:
+        if self._scanned is None:
+            self._scanned = {
+                row.source_id: row.zoho_id
+                for module in PARENT_MODULES
+                for row in self.ledger.crosswalk_rows(module=module, office_id=self.office_id, deleted=False)
+            }
+        return self._scanned
 
     def prime(self, source_ids: Iterable[str]) -> None:
         wanted = [s for s in set(source_ids) if s not in self._ids]
         by_object: dict[str, list[str]] = {}
         for sid in wanted:
             by_object.setdefault(_source_object(sid), []).append(sid)
+        missing: list[str] = []
         for obj, sids in by_object.items():
             rows = self.ledger.lookup_many(self.office_id, obj, sids)
             for sid in sids:
                 row = rows.get(sid)
                 self._ids[sid] = None if row is None or row.deleted else row.zoho_id
+                if row is None:
+                    missing.append(sid)
+        if missing:
+            scanned = self._scan()
+            for sid in missing:
+                self._ids[sid] = scanned.get(sid)
 
     def set(self, source_id: str, zoho_id: str) -> None:
         self._ids[source_id] = zoho_id

@@ -19,7 +19,7 @@ from dentrix_zoho.ledger import CrosswalkRow, Ledger
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
 from dentrix_zoho.load.schema_setup import KEYED_MODULES, SchemaResult
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
-from dentrix_zoho.load.upserts import PARTIAL
+from dentrix_zoho.load.upserts import loaded_hashes
 from dentrix_zoho.load.zoho_reads import list_parent_notes
 from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
@@ -77,7 +77,7 @@ def reconcile_accounting(
             loaded = held = pending = 0
             for row in rows:
                 x = crosswalk.get(row.source_id)
-                if x is not None and not x.deleted and x.row_hash in (row.row_hash, row.row_hash + PARTIAL):
+                if x is not None and not x.deleted and x.row_hash in loaded_hashes(row.row_hash):
                     loaded += 1
                 elif (row.source_object, row.source_id) in quarantined or (
                         step.kind == "attachments" and row.file_status != "ok"):

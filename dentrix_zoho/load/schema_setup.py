@@ -9,7 +9,7 @@ from typing import Any
 
 from dentrix_zoho.mapping import custom_fields, picklist_additions
 from dentrix_zoho.mapping.spec import MappingSpec
-from dentrix_zoho.zoho import ZohoClient, ZohoError
+from dentrix_zoho.zoho import BudgetExceeded, CreditsExhausted, ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,15 @@ def missing_picklist_values(client: ZohoClient, spec: MappingSpec) -> dict[str, 
 def add_missing_picklist_values(
     client: ZohoClient, missing: dict[str, dict[str, list[str]]]
 ) -> dict[str, dict[str, list[str]]]:
-    """Add what ``missing`` lists, field by field; a field whose update fails is logged and skipped."""
+    """Add what ``missing`` lists, field by field; a field whose update fails is logged and skipped
+    (it stays missing). Running out of credits stops the set-up like any other call would."""
     added: dict[str, dict[str, list[str]]] = {}
     for module, by_field in missing.items():
         for api_name, values in by_field.items():
             try:
                 done = client.add_picklist_values(module, api_name, values)
+            except (CreditsExhausted, BudgetExceeded):
+                raise
             except ZohoError as exc:
                 log.warning("schema: could not add picklist values to %s.%s (%s)", module, api_name,
                             exc.code or exc.status)

@@ -27,14 +27,24 @@ from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
 log = logging.getLogger(__name__)
 
 DRY_RUN_ID = "dry-run"  # stands in for a Zoho id a dry run would have got
-PARTIAL = "~partial"  # stored hash suffix: a link was left out, so the next run sends the row again
+# Stored-hash suffixes for a row sent without one of its optional links (Related_Party):
+PARTIAL = "~partial"  # the target may still load: the next run sends the row again
+UNLINKED = "~unlinked"  # the target is held back: sent again once the target is in Zoho
 # Below this many unknown records a COQL lookup is cheaper than scanning the module.
 COQL_LOOKUP_MAX = 1_000
 
 
 def stored_hash(row: ShapedRow, resolved: Resolved) -> str:
-    """A row sent without a link whose target may still load is sent again next run."""
-    return row.row_hash if not resolved.retry_links else row.row_hash + PARTIAL
+    if resolved.retry_links:
+        return row.row_hash + PARTIAL
+    if resolved.dropped_optional:
+        return row.row_hash + UNLINKED
+    return row.row_hash
+
+
+def loaded_hashes(row_hash: str) -> tuple[str, ...]:
+    """Stored hashes meaning "this content is in Zoho" (with or without a dropped optional link)."""
+    return (row_hash, row_hash + PARTIAL, row_hash + UNLINKED)
 
 
 def hash_tag(row_hash: str) -> str:
@@ -58,12 +68,6 @@ def crosswalk_by_source(ctx: LoadContext, rows: Sequence[ShapedRow]) -> dict[str
     found: dict[str, CrosswalkRow] = {}
     for obj, sids in by_object.items():
         found.update(ctx.ledger.lookup_many(ctx.office_id, obj, sids))
-    return found
-
-
-def relinked(ctx: LoadContext) -> set[str]:
-    """Source ids that became Zoho records in this run (a link to them can now be set)."""
-    found: set[str] = ctx.run_cache.setdefault("relinked", set())
     return found
 
 
@@ -144,8 +148,6 @@ def apply_outcomes(
                                           zoho_id=outcome.zoho_id, code=audit_code(outcome.code), credits=spent))
             batch.resolved_sources.append((row.source_object, row.source_id))
             if step.kind == "upsert":  # only keyed records are link targets
-                if parents.get(row.source_id) is None:
-                    relinked(ctx).add(row.source_id)  # rows that dropped a link to it can have it now
                 parents.set(row.source_id, outcome.zoho_id)
             result.ok += 1
             result.created += created
@@ -260,33 +262,37 @@ def _waves(rows: list[ShapedRow], parents: ParentIndex) -> list[list[ShapedRow]]
     return waves
 
 
-def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter,
-                result: ModuleLoadResult) -> list[ShapedRow]:
-    """Changed rows, plus rows with a link to a record that became loadable in this run,
-    minus rows Zoho already refused with the same content."""
+def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter, parents: ParentIndex,
+                result: ModuleLoadResult) -> tuple[list[ShapedRow], dict[str, CrosswalkRow]]:
+    """Changed rows, minus rows still waiting for a held-back link target and rows Zoho already
+    refused with the same content; and the crosswalk rows of what goes."""
     to_send = changed(ctx, rows)
-    chosen = {r.source_id for r in to_send}
-    fresh = relinked(ctx)
-    to_send += [r for r in rows if r.source_id not in chosen and r.link_source_ids() & fresh]
+    crosswalk = crosswalk_by_source(ctx, to_send)
+    parents.prime([t for r in to_send for t in r.link_source_ids()] + [r.source_id for r in to_send])
+
+    def waiting(row: ShapedRow) -> bool:
+        x = crosswalk.get(row.source_id)
+        return (x is not None and not x.deleted and x.row_hash == row.row_hash + UNLINKED
+                and not any(parents.get(t) for t in row.link_source_ids()))
+
+    to_send = [r for r in to_send if not waiting(r)]
+    result.unchanged = len(rows) - len(to_send)
     refused = still_rejected(writer, to_send)
     result.quarantined += len(refused)
-    result.unchanged = len(rows) - len(to_send)
-    return [r for r in to_send if r.source_id not in refused]
+    return [r for r in to_send if r.source_id not in refused], crosswalk
 
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
-    to_send = select_rows(ctx, rows, writer, result)
+    to_send, crosswalk = select_rows(ctx, rows, writer, parents, result)
     if not to_send:
         return
-    crosswalk = crosswalk_by_source(ctx, to_send)
     unknown = [r.source_id for r in to_send if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
     known = classify_existing(ctx, step.module, unknown, result)
     if not ctx.options.dry_run:
         # Records that were there before us and that we updated before: this run needs its own pre-image.
         not_ours = [x.zoho_id for x in crosswalk.values() if not x.deleted and x.created_by_run is None]
         save_pre_images(ctx, step.module, not_ours, result)
-    parents.prime([t for r in to_send for t in r.link_source_ids()] + [r.source_id for r in to_send])
     sid_field = ctx.source_id_field(step.module)
 
     def created_if(item: Prepared, outcome: RecordOutcome) -> bool:
@@ -315,18 +321,6 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
             continue
         ready = clear_subforms(ctx, step, ready, in_zoho, result)
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
-    if not ctx.options.dry_run:
-        sent = {r.source_id for r in to_send}
-        late = [r for r in rows if r.source_id not in sent and r.link_source_ids() & relinked(ctx)]
-        refused = still_rejected(writer, late)
-        late = [r for r in late if r.source_id not in refused]
-        if late:  # a same-step target that loaded for the first time after its dependents
-            result.unchanged -= len(late)
-            ready = [Prepared(r, prepare(ctx, step, r, res), res)
-                     for r in late for res in [resolve_links(r, parents, ctx.owners, held_back=writer.held_back)]
-                     if not res.missing_required]
-            ready = clear_subforms(ctx, step, ready, in_zoho, result)
-            _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
 
 
 def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_zoho: dict[str, str],
@@ -338,8 +332,19 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
     next run (counted as failed) rather than have its rows doubled.
     """
     names = [str(f["api_name"]) for f in ctx.client.fields(step.module) if f.get("data_type") == "subform"]
-    existing = [p for p in ready if p.row.source_id in in_zoho]
-    if not names or not existing:
+    if not names:
+        return ready
+    existing = []
+    for p in ready:
+        if p.row.source_id not in in_zoho:
+            continue
+        if any(p.payload.get(n) for n in names):
+            existing.append(p)  # new rows to send: the old ones must go first, in a call of their own
+        else:
+            # No rows now: an empty list in the same upsert removes any old rows, at no extra call.
+            for n in names:
+                p.payload[n] = []
+    if not existing:
         return ready
     blocked: set[str] = set()
     size = ctx.options.batch_size

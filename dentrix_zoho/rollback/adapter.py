@@ -74,7 +74,9 @@ class ZohoRollbackWriter:
                 log.warning("rollback: no field metadata for %s (%s); sending every pre-image field", module, exc.code)
                 continue
             result[module] = frozenset(
-                str(f["api_name"]) for f in fields if f.get("api_name") and (f.get("read_only") or f.get("field_read_only"))
+                str(f["api_name"])
+                for f in fields
+                if f.get("api_name") and (f.get("read_only") or f.get("field_read_only"))
             )
         return result
 

@@ -7,15 +7,19 @@ Prints ids, codes and counts only. The Zoho client is configured from the
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from dentrix_zoho.ledger import Ledger, LedgerError
 from dentrix_zoho.ledger.cli import open_ledger
 from dentrix_zoho.ledger.text_table import text_table
+from dentrix_zoho.rollback.execute import Policy
 from dentrix_zoho.rollback.plan import DEFAULT_MODULE_ORDER, RollbackPlan
 from dentrix_zoho.rollback.service import (
     POLICIES,
     breakdown,
+    close_finished,
     make_plan,
     new_rollback_run_id,
     run_rollback,
@@ -111,7 +115,12 @@ def rollback(
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(plan.render())
-        if dry_run or plan.is_empty:
+        if dry_run:
+            return
+        if plan.is_empty:
+            closed = close_finished(ledger, plan)
+            if closed:
+                click.echo(f"Rollback run {closed} had done everything before it stopped; marked succeeded.")
             return
         if not yes:
             click.confirm("Carry out this rollback?", abort=True)
@@ -133,7 +142,7 @@ def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:
     with ZohoClient(config, event_sink=api_call_sink(ledger, rollback_run_id)) as client:
         try:
             client.check_budget(plan.credits)
-            result = run_rollback(plan, client, ledger, rollback_run_id, policy=policy)  # type: ignore[arg-type]
+            result = run_rollback(plan, client, ledger, rollback_run_id, policy=cast(Policy, policy))
         except BudgetExceeded as exc:
             raise click.ClickException(f"not enough Zoho credits for this rollback: {exc}") from None
         except ZohoError as exc:
@@ -146,9 +155,9 @@ def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:
         click.echo(text_table(("what", "op", "module", "records"), [(w, o, m, str(n)) for w, o, m, n in rows]))
     if result.human_edits:
         click.echo(
-            "Records changed in Zoho after our write are listed in the ledger's audit log "
-            f"(run {rollback_run_id}, code HUMAN_EDITED)"
-            + ("; run again with --policy force to overwrite them." if policy == "skip" else ".")
+            f"Records changed in Zoho after our write are in the ledger's audit log of run {rollback_run_id} "
+            "(skipped: code HUMAN_EDITED; forced: operation human_edit)."
+            + (" Run again with --policy force to overwrite them." if policy == "skip" else "")
         )
     if not result.complete:
         raise SystemExit(1)

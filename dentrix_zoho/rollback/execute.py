@@ -335,6 +335,11 @@ class _Runner:
             )
         )
         log.warning("%s %s %s was edited after our write: %s", op, module, item.zoho_id, action)
+        if action == "forced":
+            # Overwritten on purpose, and the ledger says so (a skip is audited with its step).
+            self.ledger.append_audit(
+                self._entry("human_edit", module, item, "ok", WriteOutcome(item.zoho_id, True, f"FORCED_{op.upper()}"))
+            )
         return self.policy == "force"
 
     def _audit_skipped(self, op: str, module: str, items: Sequence[RollbackItem]) -> None:

@@ -6,6 +6,7 @@ Counts and ids only leave this module; record contents stay in Zoho and the ledg
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,9 @@ from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.rollback.adapter import ZohoRollbackWriter
 from dentrix_zoho.rollback.execute import ALL_OFFICES, Policy, RollbackResult, execute_rollback, run_notes
 from dentrix_zoho.rollback.plan import DEFAULT_MODULE_ORDER, RollbackPlan, plan_rollback
-from dentrix_zoho.zoho import ZohoClient
+from dentrix_zoho.zoho import ZohoClient, ZohoError
+
+log = logging.getLogger(__name__)
 
 POLICIES: tuple[str, ...] = ("skip", "force")
 
@@ -70,7 +73,7 @@ def run_rollback(
     writer = ZohoRollbackWriter(client)
     # Records last modified by anyone but the integration user count as human edits
     # where the ledger holds no Modified_Time (run the rollback as the migration's user).
-    ours = writer.current_user_id() if plan.check_human_edits and not plan.is_empty else None
+    ours = _current_user(writer) if plan.check_human_edits and not plan.is_empty else None
     restored_modules = {step.module for step in plan.steps if step.op == "restore"}
     read_only = writer.read_only_fields(sorted(restored_modules)) if restored_modules else {}
     return execute_rollback(
@@ -82,6 +85,29 @@ def run_rollback(
         read_only_fields=read_only,
         our_user_ids=[ours] if ours else [],
     )
+
+
+def _current_user(writer: ZohoRollbackWriter) -> str | None:
+    try:
+        return writer.current_user_id()
+    except ZohoError as exc:
+        log.warning(
+            "rollback: cannot tell which Zoho user we write as (%s); records without a recorded "
+            "Modified_Time are not checked for human edits",
+            exc.code or exc.status,
+        )
+        return None
+
+
+def close_finished(ledger: Ledger, plan: RollbackPlan) -> str | None:
+    """An empty plan with an unfinished rollback run of the same target: that run did all its work
+    before it stopped (killed after its last step); mark it succeeded. Returns its id."""
+    if not plan.is_empty:
+        return None
+    stale = unfinished_rollback(ledger, plan)
+    if stale is not None:
+        ledger.finish_run(stale, "succeeded", notes=run_notes(plan.target, "nothing left to do"))
+    return stale
 
 
 def plan_counts(plan: RollbackPlan) -> dict[str, int]:

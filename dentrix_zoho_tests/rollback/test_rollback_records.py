@@ -51,3 +51,31 @@ def test_same_instant_reads_offsets() -> None:
     assert same_instant("garbled", "garbled") is True
     assert modified_by_id({"Modified_By": {"id": 42, "name": "x"}}) == "42"
     assert modified_by_id({}) is None
+
+
+def test_restore_recreates_rows_whose_ids_are_gone_and_empties_fields_the_migration_added() -> None:
+    # The migration emptied the subform and sent it again (new row ids) and set fields the pre-image lacks.
+    current = {
+        "id": "5725767000000524157",
+        "Last_Name": "Boyle-Migrated",
+        "Owner": {"id": "111"},
+        "Modified_By": {"id": "999"},
+        "Migration_Run_ID": "R1",
+        "Related_Party": {"id": "77", "name": "Guarantor"},
+        "Insurance_Plans": [{"id": "n1", "Carrier": "Delta"}],
+        "Insurance": [{"id": "r9", "Carrier": "New"}],
+        "Full_Name": "Pat Boyle-Migrated",
+        "Description": None,
+    }
+    payload = restore_payload(PRE_IMAGE, current, read_only={"Full_Name"})
+    assert payload["Insurance"] == [{"Carrier": "Old"}, {"id": "r9", "_delete": None}]
+    assert (payload["Migration_Run_ID"], payload["Related_Party"], payload["Insurance_Plans"]) == (None, None, [])
+    assert "Description" not in payload and "Full_Name" not in payload and "Modified_By" not in payload
+
+    # Zoho re-created the row under a new id: the record holds its pre-image again.
+    after = {**current, "Last_Name": "Boyle", "Migration_Run_ID": None, "Related_Party": None,
+             "Insurance_Plans": [], "Insurance": [{"id": "r10", "Carrier": "Old"}]}
+    assert matches_pre_image(after, payload)
+    assert not matches_pre_image({**after, "Insurance": [{"id": "r10", "Carrier": "Old"}, {"id": "r11"}]}, payload)
+    assert not matches_pre_image({**after, "Insurance": [{"id": "r10", "Carrier": "Other"}]}, payload)
+    assert not matches_pre_image({**after, "Migration_Run_ID": "R1"}, payload)

@@ -226,7 +226,8 @@ RECONCILIATION_CHECKS = ("load_accounting", "zoho_counts", "parents", "balances"
     group_name=LOAD_GROUP,
     kinds={"zoho", "csv"},
     pool=ZOHO_POOL,
-    deps=[load_key(LOAD_ORDER[-1])],
+    # Deletions run only in the delta job; elsewhere the dependency is simply not selected.
+    deps=[load_key(LOAD_ORDER[-1]), dg.AssetKey(["zoho_load", "deletions"])],
     check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True) for name in RECONCILIATION_CHECKS],
     description=(
         "Reconciliation gates: per module source = loaded + quarantined + skipped by a named rule; Zoho counts "

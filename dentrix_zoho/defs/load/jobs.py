@@ -11,7 +11,10 @@ from dentrix_zoho.defs.load.assets import (
 from dentrix_zoho.defs.mapping.assets import SCOPE_TAG, SHAPED_GROUP
 from dentrix_zoho.defs.source.assets import STAGING_GROUP
 
-_everything = dg.AssetSelection.groups(STAGING_GROUP, SHAPED_GROUP, LOAD_GROUP)
+# Deletions belong to the delta runs of the cutover window only.
+_everything = dg.AssetSelection.groups(STAGING_GROUP, SHAPED_GROUP, LOAD_GROUP) - dg.AssetSelection.assets(
+    dg.AssetKey(["zoho_load", "deletions"])
+)
 
 sample_migration_job = dg.define_asset_job(
     name="sample_migration",

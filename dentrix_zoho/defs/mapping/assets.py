@@ -37,6 +37,8 @@ SHAPED_TABLES = [*MODULE_TABLES.values(), "quarantine", "skipped"]
                 # API names Zoho assigned to the custom fields; and, in the sample job, the sample.
                 dg.AssetKey(["zoho_load", "schema_setup"]),
                 dg.AssetKey(["zoho_shaped", "migration_sample"]),
+                # In the delta job: the staged tables brought up to date by change detection.
+                dg.AssetKey(["dentrix", "delta_changes"]),
             ],
             description=(
                 f"`{OUTPUT_SCHEMA}.{table}`: "

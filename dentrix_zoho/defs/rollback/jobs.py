@@ -3,6 +3,8 @@
 Thin: the work is ``dentrix_zoho.rollback.service``. Metadata and logs hold counts, ids and codes only.
 """
 
+from typing import cast
+
 import dagster as dg
 from pydantic import Field
 
@@ -10,7 +12,16 @@ from dentrix_zoho.defs.load.resources import open_ledger, zoho_client
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
 from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
 from dentrix_zoho.ledger import LedgerError
-from dentrix_zoho.rollback.service import POLICIES, make_plan, plan_counts, result_counts, run_rollback
+from dentrix_zoho.rollback.execute import Policy
+from dentrix_zoho.rollback.service import (
+    POLICIES,
+    close_finished,
+    make_plan,
+    plan_counts,
+    result_counts,
+    run_rollback,
+    unfinished_rollback,
+)
 
 
 class RollbackConfig(dg.Config):
@@ -51,11 +62,18 @@ def rollback_op(
         metadata["target"] = plan.target
         if config.dry_run or plan.is_empty:
             metadata["dry_run"] = config.dry_run
+            if not config.dry_run and (closed := close_finished(ledger, plan)):
+                context.log.info("rollback run %s had done everything before it stopped; marked succeeded", closed)
             return dg.Output(planned, metadata=metadata)
-        with zoho_client(zoho, ledger, context.run_id) as client:
-            # The Dagster run id is the rollback's ledger run; re-running the job resumes from the ledger.
-            result = run_rollback(plan, client, ledger, context.run_id, policy=config.policy)  # type: ignore[arg-type]
+        # A rollback of the same target that did not finish goes on under its ledger run;
+        # otherwise this Dagster run's id names the rollback in the ledger.
+        rollback_run_id = unfinished_rollback(ledger, plan) or context.run_id
+        if rollback_run_id != context.run_id:
+            context.log.info("resuming rollback run %s (it did not finish)", rollback_run_id)
+        with zoho_client(zoho, ledger, rollback_run_id) as client:
+            result = run_rollback(plan, client, ledger, rollback_run_id, policy=cast(Policy, config.policy))
         counts = result_counts(result)
+        metadata["rollback_run_id"] = rollback_run_id
         metadata.update({f"result.{k}": v for k, v in counts.items()})
         context.log.info("rollback %s: %s", plan.target, result.summary())
         if not result.complete:

@@ -1,0 +1,94 @@
+"""Cutover in Dagster: detect what changed in Dentrix since the last stage, and remove what was deleted."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from dentrix_zoho.defs.source.assets import staged_asset_key
+from dentrix_zoho.defs.source.resources import DentrixSourceResource
+from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
+from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
+from dentrix_zoho.source.catalog import base_tables
+
+CUTOVER_GROUP = "cutover"
+DELTA_KEY = dg.AssetKey(["dentrix", "delta_changes"])
+DELETIONS_KEY = dg.AssetKey(["zoho_load", "deletions"])
+DELETION_POLICY_TAG = "dentrix_zoho/deletion_policy"
+
+
+@dg.asset(
+    key=DELTA_KEY,
+    group_name=CUTOVER_GROUP,
+    kinds={"duckdb", "sql"},
+    pool=DUCKDB_POOL,
+    deps=[staged_asset_key(obj.name) for obj in base_tables()],
+    description=(
+        "Delta pickup: rows new, changed (row hash) or deleted in Dentrix since the last stage, read by the "
+        "modified-time cursors with a look-back margin, applied to the staged tables and recorded in "
+        "staging_meta.changes. Counts only."
+    ),
+)
+def delta_changes(context: dg.AssetExecutionContext, dentrix: DentrixSourceResource, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    from dentrix_zoho.cutover.changes import detect_and_apply_changes
+    from dentrix_zoho.staging.store import new_snapshot_id
+
+    with dentrix.open() as conn, workspace.staging.connect() as con:
+        summary = detect_and_apply_changes(
+            conn, workspace.staging, con, office_id=workspace.office_id, snapshot_id=new_snapshot_id()
+        )
+    context.log.info(summary.describe())
+    changed = {name: d.total for name, d in summary.by_object().items() if d.total}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": summary.total,
+            "new": summary.new,
+            "changed": summary.changed,
+            "deleted": summary.deleted,
+            "rows_read": summary.rows_read,
+            "seconds": round(summary.seconds, 3),
+            "changed_by_object": dg.MetadataValue.json(changed),
+        }
+    )
+
+
+@dg.asset(
+    key=DELETIONS_KEY,
+    group_name="zoho_load",
+    kinds={"zoho"},
+    pool=zoho_pool_name_from_env(),
+    deps=[dg.AssetKey(["zoho_load", "ledger_pdfs"])],
+    check_specs=[dg.AssetCheckSpec("no_failed_deletions", asset=DELETIONS_KEY, blocking=True)],
+    description=(
+        "Records deleted in Dentrix during the cutover window, deleted in Zoho (children first) or marked, "
+        "by the run's deletion policy (tag dentrix_zoho/deletion_policy; default delete). Records a person "
+        "edited in Zoho since we wrote them are reported and left alone."
+    ),
+)
+def deletions(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    from dentrix_zoho.cutover.deletions import apply_deletions, find_deletions
+    from dentrix_zoho.defs.load.resources import open_ledger, zoho_client
+    from dentrix_zoho.defs.load.state import load_schema
+
+    policy = context.run.tags.get(DELETION_POLICY_TAG, "delete")
+    if policy not in ("delete", "mark"):
+        raise dg.Failure(f"deletion policy must be 'delete' or 'mark', not {policy!r}")
+    ledger = open_ledger(workspace)
+    with workspace.staging.connect(read_only=True) as con:
+        candidates = find_deletions(con, ledger, workspace.office_id)
+    schema = load_schema(workspace.home_path)
+    markers = {m: names["Deleted In Dentrix"] for m, names in (schema.api_names if schema else {}).items()
+               if "Deleted In Dentrix" in names}
+    result = apply_deletions(zoho_client(zoho, ledger, context.run.run_id), ledger, context.run.run_id, candidates,
+                             policy=policy, marker_field=markers)  # type: ignore[arg-type]
+    yield dg.MaterializeResult(metadata={**{k: v for k, v in result.as_dict().items() if k != "by_module"},
+                                         "by_module": dg.MetadataValue.json(result.by_module)})
+    yield dg.AssetCheckResult(
+        check_name="no_failed_deletions",
+        passed=result.failed == 0,
+        metadata={"failed": result.failed, "human_edited": result.human_edited},
+        description=f"{result.deleted + result.marked} of {result.candidates} applied; {result.human_edited} "
+        f"left alone because a person edited them in Zoho; {result.failed} failed",
+    )
+
+
+cutover_assets = [delta_changes, deletions]

@@ -1,0 +1,29 @@
+"""The delta run of the cutover window, and its sensor and schedule."""
+
+import dagster as dg
+
+from dentrix_zoho.defs.cutover.assets import DELETIONS_KEY, DELTA_KEY
+from dentrix_zoho.defs.cutover.schedules import build_cutover_schedule
+from dentrix_zoho.defs.cutover.sensors import build_cutover_sensor
+from dentrix_zoho.defs.load.assets import LOAD_GROUP, RECONCILIATION_KEY, SAMPLE_KEY
+from dentrix_zoho.defs.mapping.assets import SCOPE_TAG, SHAPED_GROUP
+
+delta_migration_job = dg.define_asset_job(
+    name="delta_migration",
+    selection=(
+        dg.AssetSelection.assets(DELTA_KEY)
+        | dg.AssetSelection.groups(SHAPED_GROUP, LOAD_GROUP)
+    ) - dg.AssetSelection.assets(SAMPLE_KEY),
+    tags={SCOPE_TAG: "delta"},
+    executor_def=dg.in_process_executor,
+    description=(
+        "During the cutover window: read only what changed in Dentrix, re-shape, send only the records whose "
+        "content changed (upserts), apply deletions by policy, reconcile. Gated on the approved map."
+    ),
+)
+
+cutover_sensor = build_cutover_sensor(delta_migration_job)
+cutover_schedule = build_cutover_schedule(delta_migration_job)
+
+cutover_jobs = [delta_migration_job]
+__all__ = ["RECONCILIATION_KEY", "DELETIONS_KEY", "cutover_jobs", "cutover_schedule", "cutover_sensor"]
