@@ -92,8 +92,9 @@ RAW_ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def raw_schema(obj: CatalogObject) -> pa.Schema:
-    return pa.schema([(c.name, RAW_ARROW_TYPES[c.type]) for c in obj.columns])
+def raw_schema(obj: CatalogObject | Sequence[CatalogColumn]) -> pa.Schema:
+    columns = obj.columns if isinstance(obj, CatalogObject) else obj
+    return pa.schema([(c.name, RAW_ARROW_TYPES[c.type]) for c in columns])
 
 
 def _conform_column(array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn) -> pa.Array:
@@ -117,9 +118,12 @@ def _conform_column(array: pa.ChunkedArray | pa.Array, target: pa.DataType, colu
         raise ValueError(f"column {column.name}: cannot read {array.type} values as {target}: {exc}") from None
 
 
-def conform(table: pa.Table, obj: CatalogObject, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schema: pa.Schema) -> pa.Table:
+    if table.schema.equals(schema):
+        return table
+    columns = obj.columns if isinstance(obj, CatalogObject) else obj
     arrays = [
-        _conform_column(table.column(i), schema.field(i).type, column) for i, column in enumerate(obj.columns)
+        _conform_column(table.column(i), schema.field(i).type, column) for i, column in enumerate(columns)
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -186,12 +190,14 @@ def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequen
     queue keeps memory flat whatever the table's size.
     """
     to_arrow = ArrowChunker(columns)
+    schema = raw_schema(columns)
     handoff: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2)
 
     def produce() -> None:
         try:
             for rows in chunks:
-                handoff.put(to_arrow(rows))
+                # Conformed here, off the thread that DuckDB calls back on for the next batch.
+                handoff.put(conform(to_arrow(rows), columns, schema))
             handoff.put(None)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             handoff.put(exc)
@@ -217,9 +223,15 @@ def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequen
 
 
 def _row_hash_expr(columns: Sequence[CatalogColumn]) -> str:
-    # chr(30) marks NULL and chr(31) separates values, so ('a', NULL) and (NULL, 'a') differ.
-    parts = ", ".join(f"COALESCE(CAST({_q(c.name)} AS VARCHAR), chr(30))" for c in columns)
-    return f"md5(concat_ws(chr(31), {parts}))"
+    """DuckDB's own 64-bit hash over the typed values, as hex.
+
+    About twice as fast as md5 over the values rendered as text. It is only ever
+    compared with hashes made by the same DuckDB (the previous snapshot, the delta
+    stage); a DuckDB upgrade between two stages would make every row look changed,
+    which costs a re-shape but never a re-send: the ledger compares the shaped rows'
+    own hashes.
+    """
+    return "printf('%016x', hash(" + ", ".join(_q(c.name) for c in columns) + "))"
 
 
 def _source_key_expr(obj: CatalogObject) -> str:
@@ -272,14 +284,26 @@ class ArrowChunker:
     def __call__(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
         if not rows:
             return pa.table({name: pa.array([], pa.null()) for name in self.names})
+        if all(self.known):
+            # Row tuples straight into a struct array: Arrow walks them in C++, about twice as
+            # fast as transposing in Python first.
+            struct = pa.struct([pa.field(n, t) for n, t in zip(self.names, self.types)])  # type: ignore[arg-type]
+            try:
+                return pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows, type=struct))])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                pass  # a value of another type in this chunk: go column by column
         arrays = []
         for i, values in enumerate(zip(*rows, strict=True)):
             if not self.known[i]:
                 sample = next((v for v in values if v is not None), None)
                 if sample is not None:
                     self.types[i] = _arrow_type_for(self.columns[i], sample)
-                    self.known[i] = True
+                    self.known[i] = self.types[i] is not None
             arrays.append(_column_array(values, self.types[i]))
+        for i, column in enumerate(self.columns):
+            if not self.known[i]:
+                # NULL throughout the first chunk: assume the catalog's plain type from now on.
+                self.types[i], self.known[i] = RAW_ARROW_TYPES[column.type], True
         return pa.Table.from_arrays(arrays, names=self.names)
 
 
