@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Inspect and verify the migration ledger.",
     ),
     "rollback": (
-        "dentrix_zoho.rollback.cli:rollback_group",
+        "dentrix_zoho.rollback.cli:rollback",
         "Plan and run a rollback of one run or the whole migration, from the ledger.",
     ),
 }

@@ -16,7 +16,8 @@ def load_defs() -> dg.Definitions:
 def test_definitions_load_and_resolve() -> None:
     defs = load_defs()
     repo = defs.get_repository_def()
-    assert {job.name for job in repo.get_all_jobs()} >= {"stage_and_audit"}
+    assert {job.name for job in repo.get_all_jobs()} >= {
+        "stage_and_audit", "sample_migration", "full_migration", "delta_migration", "rollback_migration"}
 
 
 def test_one_staging_asset_per_catalog_object_in_group_dentrix() -> None:

@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from dentrix_zoho.ledger import AuditEntry
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
-from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
+from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code
 from dentrix_zoho.load.links import ParentIndex, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.upserts import (
@@ -304,22 +305,21 @@ class ChildLoader:
                 if exhausted is not None:
                     raise exhausted
             return
-        # A changed file: upload the new one first, then remove the old one, so nothing is lost.
-        old = dict(zoho_ids)
-        before = {p.row.source_id for p in items}
-        self.create_without_intent_check(items)
-        done = {sid: x for sid, x in crosswalk_by_source(self.ctx, items).items()
-                if sid in before and x.zoho_id != old.get(sid)}
+        # A changed file replaces the old one: delete the old, then upload the new. A kill in between
+        # leaves the row without a live Zoho file in the ledger, so the next run uploads it again;
+        # the other order could leave an old copy behind that nothing would ever remove.
+        going: list[Prepared] = []
         for p in items:
-            x = done.get(p.row.source_id)
-            if x is not None and p.resolved.parent is not None:
-                self.ctx.client.delete_attachment(p.resolved.parent[0], p.resolved.parent[1], old[p.row.source_id])
-                self.result.api_calls += 1
-
-    def create_without_intent_check(self, items: list[Prepared]) -> None:
-        pending = items
-        for _ in range(self.ctx.options.child_retry_rounds + 1):
-            if not pending:
-                return
-            pending = self.reconcile(self.send(pending))
-        self.result.failed += len(pending)
+            old, parent = zoho_ids[p.row.source_id], p.resolved.parent
+            assert parent is not None
+            outcome = self.ctx.client.delete_attachment(parent[0], parent[1], old)
+            self.result.api_calls += 1
+            if not outcome.ok and outcome.code not in ("INVALID_DATA", "RESOURCE_NOT_FOUND"):
+                self.result.failed += 1
+                continue
+            self.ctx.ledger.mark_deleted(self.ctx.run_id, self.step.module, [old], [AuditEntry(
+                self.ctx.run_id, "delete_attachment", self.step.module, "ok", source_id=p.row.source_id,
+                zoho_id=old, code=audit_code(outcome.code), credits=1)])
+            going.append(p)
+        if going:
+            self.create(going)

@@ -15,11 +15,14 @@ log = logging.getLogger(__name__)
 
 SOURCE_ID_LABEL = "Source System ID"
 RUN_ID_LABEL = "Migration Run ID"
-# Every module we upsert into needs both: the unique key and the run stamp.
+DELETED_LABEL = "Deleted In Dentrix"
+# Every module we upsert into needs these: the unique key, the run stamp, and the flag the
+# cutover's "mark" deletion policy sets on records deleted in Dentrix.
 _REQUIRED = {
     SOURCE_ID_LABEL: {"field_label": SOURCE_ID_LABEL, "data_type": "text", "length": 100,
                       "unique": {"case_sensitive": False}},
     RUN_ID_LABEL: {"field_label": RUN_ID_LABEL, "data_type": "text", "length": 64},
+    DELETED_LABEL: {"field_label": DELETED_LABEL, "data_type": "boolean"},
 }
 # Notes and Attachments take no custom fields; they are reconciled through the ledger instead.
 KEYED_MODULES = ("Contacts", "Leads", "Events", "Tasks", "Calls")

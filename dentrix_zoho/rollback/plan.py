@@ -127,7 +127,7 @@ class RollbackPlan:
                 rows.append(
                     (
                         "check",
-                        "(Modified_Time reads)",
+                        "(Modified_Time/_By reads)",
                         "-",
                         str(self.check_calls),
                         str(self.check_calls * CREDITS_PER_READ_CALL),

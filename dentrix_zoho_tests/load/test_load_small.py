@@ -300,3 +300,24 @@ def test_a_link_to_a_held_back_record_is_set_once_that_record_loads(
     assert contacts[kit.sid("patient", 2)]["Related_Party"]["id"] == contacts[kit.sid("patient", 1)]["id"]
     assert not [q for q in world.ledger.quarantine_rows(status="open") if q.source_object == "patient"]
     assert sum(r.sent for r in load_all(world.context(kind="delta"))) == 0
+
+
+def test_a_changed_file_replaces_the_old_attachment(small_world: Any, kit: Any, tmp_path: Path) -> None:
+    load_all(small_world.context())
+    [old] = small_world.handle.snapshot()["modules"]["Attachments"]
+    files = tmp_path / "files"
+
+    def newer_scan(tables: dict[str, list[dict[str, Any]]]) -> None:
+        (files / "xray1.jpg").write_bytes(b"\xff\xd8" + b"y" * 3000)
+        tables["attachments"][0] = kit.module_row(
+            "eattach", 30, {"File_Name": "xray1.jpg", "Size": "3002"}, {"Parent_Id": kit.contact_link(2)},
+            file_path=str(files / "xray1.jpg"), size_bytes=3002, file_status="ok", parent=kit.contact_link(2))
+
+    kit.build_small_world(small_world.duckdb_path, files, tweak=newer_scan)
+    result = load_module(small_world.context(kind="delta"), "attachments")
+    assert result.ok == 1
+    [new] = small_world.handle.snapshot()["modules"]["Attachments"]
+    assert new["id"] != old["id"] and new["Size"] == "3002"
+    row = small_world.ledger.lookup(kit.OFFICE, "eattach", kit.sid("eattach", 30))
+    assert row is not None and row.zoho_id == new["id"] and not row.deleted
+    assert sum(r.sent for r in load_all(small_world.context(kind="delta"))) == 0

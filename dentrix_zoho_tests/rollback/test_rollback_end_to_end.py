@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from dentrix_zoho.load import load_all, select_sample
 from dentrix_zoho.rollback.cli import rollback
 from dentrix_zoho.rollback.service import make_plan
-from dentrix_zoho.zoho import ZohoClient, ZohoConfig
+from dentrix_zoho.zoho import ZohoClient
 
 pytestmark = pytest.mark.slow
 

@@ -68,6 +68,7 @@ def deletions(context: dg.AssetExecutionContext, workspace: WorkspaceResource, z
     from dentrix_zoho.cutover.deletions import apply_deletions, find_deletions
     from dentrix_zoho.defs.load.resources import open_ledger, zoho_client
     from dentrix_zoho.defs.load.state import load_schema
+    from dentrix_zoho.load.schema_setup import DELETED_LABEL
 
     policy = context.run.tags.get(DELETION_POLICY_TAG, "delete")
     if policy not in ("delete", "mark"):
@@ -76,8 +77,8 @@ def deletions(context: dg.AssetExecutionContext, workspace: WorkspaceResource, z
     with workspace.staging.connect(read_only=True) as con:
         candidates = find_deletions(con, ledger, workspace.office_id)
     schema = load_schema(workspace.home_path)
-    markers = {m: names["Deleted In Dentrix"] for m, names in (schema.api_names if schema else {}).items()
-               if "Deleted In Dentrix" in names}
+    markers = {m: names[DELETED_LABEL] for m, names in (schema.api_names if schema else {}).items()
+               if DELETED_LABEL in names}
     result = apply_deletions(zoho_client(zoho, ledger, context.run.run_id), ledger, context.run.run_id, candidates,
                              policy=policy, marker_field=markers)  # type: ignore[arg-type]
     yield dg.MaterializeResult(metadata={**{k: v for k, v in result.as_dict().items() if k != "by_module"},
