@@ -167,3 +167,53 @@ def test_delta_sends_exactly_the_changes(migration_env) -> None:  # type: ignore
     assert sum(v for k, v in writes.items() if k.startswith("DELETE")) == 1, writes  # the deleted appointment
     assert sum(writes.values()) == 3, writes
     assert ledger.lookup("office-1", "appt", events[0].source_id).deleted
+
+
+def test_a_person_edit_in_zoho_wins_over_a_delta(migration_env) -> None:  # type: ignore[no-untyped-def]
+    """Someone edits a migrated Contact in Zoho; Dentrix then changes the same patient: not overwritten, reported."""
+    import sqlite3
+
+    import httpx
+
+    defs, home, emu = migration_env
+    instance = dg.DagsterInstance.ephemeral()
+    ledger = Ledger(f"sqlite:///{home / 'ledger.sqlite'}")
+    with sqlite3.connect(home / "practice.db") as db:
+        uninsured = {str(r[0]) for r in db.execute(
+            "SELECT patid FROM patient WHERE coalesce(priminsuredid, 0) = 0 AND coalesce(secinsuredid, 0) = 0")}
+    target = next(r for r in ledger.crosswalk_rows(module="Contacts", deleted=False)
+                  if r.source_object == "patient" and r.source_id.rsplit(":", 1)[1] in uninsured
+                  and r.zoho_modified_time)
+    patid = int(target.source_id.rsplit(":", 1)[1])
+
+    # The office manager, a person with their own Zoho login, edits the Contact.
+    with httpx.Client(base_url=emu.base_url, timeout=10) as http:
+        token = http.post("/oauth/v2/token", data={
+            "grant_type": "refresh_token", "client_id": emu.client_id, "client_secret": emu.client_secret,
+            "refresh_token": emu.refresh_token}).json()["access_token"]
+        users = http.get("/crm/v8/users", params={"type": "ActiveUsers"},
+                         headers={"Authorization": f"Zoho-oauthtoken {token}"}).json()["users"]
+        manager = next(u["id"] for u in users if u["email"] == "office.manager@dental.example.com")
+        code = http.post("/__emulator__/grant-code", params={"scope": "ZohoCRM.modules.ALL", "user_id": manager})
+        person = http.post("/oauth/v2/token", data={
+            "grant_type": "authorization_code", "code": code.json()["code"], "client_id": emu.client_id,
+            "client_secret": emu.client_secret}).json()["access_token"]
+        emu.advance_clock(5)  # a person's edit comes later than our write
+        edited = http.put("/crm/v8/Contacts", json={"data": [{"id": target.zoho_id, "Description": "called: moved"}]},
+                          headers={"Authorization": f"Zoho-oauthtoken {person}"})
+        assert edited.status_code == 200, edited.text
+
+    with sqlite3.connect(home / "practice.db") as db:
+        db.execute("UPDATE patient SET emailaddr = 'second.move@example.org', automodifiedtimestamp = "
+                   "'2026-11-26 13:00:00' WHERE patid = ?", [patid])
+    delta = _run(defs, "delta_migration", instance)
+    assert delta.success, [e.check_name for e in delta.get_asset_check_evaluations() if not e.passed]
+
+    record = next(r for r in emu.snapshot()["modules"]["Contacts"] if r["id"] == target.zoho_id)
+    assert record.get("Description") == "called: moved"
+    assert record.get("Email") != "second.move@example.org"
+    held = [q for q in ledger.quarantine_rows() if q.source_id == target.source_id]
+    assert held and held[-1].value_class == "human_edited"
+    assert any(e.code == "HUMAN_EDITED" and e.source_id == target.source_id for e in ledger.audit_entries())
+    plan = (home / "reports" / "remigration_plan_office-1.md").read_text()
+    assert "a person changed this record in Zoho" in plan

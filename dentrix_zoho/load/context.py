@@ -64,6 +64,8 @@ class LoadOptions:
     parallel_batches: int = 4
     # How many times an uncertain Note/Attachment create is reconciled and re-sent within a run.
     child_retry_rounds: int = 3
+    # A record someone edited in Zoho after our last write: leave it ("skip", reported) or "overwrite".
+    human_edits: Literal["skip", "overwrite"] = "skip"
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= limits.RECORDS_PER_WRITE:
@@ -111,6 +113,7 @@ class ModuleLoadResult:
     pre_images: int = 0
     links_dropped: int = 0  # optional links whose target is not in Zoho yet (sent again next run)
     owner_unresolved: int = 0
+    human_edited: int = 0  # records edited in Zoho by someone else since our last write (see human_edits)
     api_calls: int = 0
     elapsed_s: float = 0.0
     dry_run: bool = False

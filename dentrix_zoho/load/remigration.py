@@ -35,6 +35,8 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     ("file_missing", "the file is not in the image folder: restore it there, then run the attachments step again"),
     ("file_over_limit", "the file is larger than Zoho's 20 MB: compress or split it (or keep it outside Zoho), then run again"),
     ("file_path_invalid", "the document's path is unusable: correct it in Dentrix, then run the attachments step again"),
+    ("human_edited", "a person changed this record in Zoho after the migration wrote it, so the Dentrix change was "
+                     "not applied: compare the two and keep one (re-run with human edits set to overwrite to apply Dentrix's)"),
     ("note_too_long", "the note is longer than Zoho allows: shorten it, or set notes.overflow to split in the map"),
 )
 DEFAULT_ACTION = "review the value in Dentrix, correct it or the map, re-stage and run the delta load"

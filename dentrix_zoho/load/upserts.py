@@ -8,6 +8,7 @@ it: we created it) or existed before us (we keep its pre-image before touching i
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
-from dentrix_zoho.load.zoho_reads import existing_by_key, scan_by_key
+from dentrix_zoho.load.zoho_reads import current_stamps, existing_by_key, scan_by_key
 from dentrix_zoho.mapping.validation import value_class
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
 
@@ -141,7 +142,7 @@ def apply_outcomes(
             parent = parent_of(item)
             batch.writes.append(CrosswalkWrite(
                 row.source_object, row.source_id, step.module, outcome.zoho_id, stored_hash(row, item.resolved),
-                created, None, parent_module=parent[0] if parent else None,
+                created, outcome.modified_time, parent_module=parent[0] if parent else None,
                 parent_zoho_id=parent[1] if parent else None,
             ))
             batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "ok", source_id=row.source_id,
@@ -299,6 +300,7 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
         return outcome.action == "insert" or item.row.source_id in known.interrupted
 
     in_zoho = {sid: x.zoho_id for sid, x in crosswalk.items() if not x.deleted} | known.interrupted | known.foreign
+    to_send = hold_human_edits(ctx, step, to_send, crosswalk, writer, result)
 
     for wave in _waves(to_send, parents):
         ready: list[Prepared] = []
@@ -321,6 +323,69 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
             continue
         ready = clear_subforms(ctx, step, ready, in_zoho, result)
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
+
+
+def _instant(text: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(text))
+    except (TypeError, ValueError):
+        return None
+
+
+def _integration_user(ctx: LoadContext) -> str | None:
+    """The Zoho user id this migration writes as (once per run)."""
+    if "integration_user" not in ctx.run_cache:
+        users = ctx.client.users(type="CurrentUser")
+        ctx.run_cache["integration_user"] = str(users[0]["id"]) if users else None
+    return ctx.run_cache["integration_user"]  # type: ignore[no-any-return]
+
+
+def hold_human_edits(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], crosswalk: dict[str, CrosswalkRow],
+                     writer: LedgerWriter, result: ModuleLoadResult) -> list[ShapedRow]:
+    """Human edits win: a record someone changed in Zoho after our last write is not overwritten.
+
+    We recorded the ``Modified_Time`` Zoho gave our write; a later one means someone else wrote.
+    Such rows are reported (audit ``HUMAN_EDITED``) and left alone under the ``skip`` policy, or sent
+    anyway under ``overwrite`` (audit ``HUMAN_EDIT_OVERWRITTEN``).
+    """
+    ours = {r.source_id: crosswalk[r.source_id] for r in rows
+            if r.source_id in crosswalk and not crosswalk[r.source_id].deleted and crosswalk[r.source_id].zoho_modified_time}
+    if not ours or ctx.options.dry_run:
+        return rows
+    stamps = current_stamps(ctx.client, step.module, [x.zoho_id for x in ours.values()])
+    me = _integration_user(ctx)
+    edited: set[str] = set()
+    for source_id, x in ours.items():
+        now = stamps.get(x.zoho_id) or {}
+        recorded, current = _instant(x.zoho_modified_time), _instant(now.get("Modified_Time"))
+        by = (now.get("Modified_By") or {}).get("id") if isinstance(now.get("Modified_By"), dict) else None
+        if recorded is None or current is None:
+            continue
+        # Zoho stamps to the second: in the same second, who wrote last decides.
+        if current > recorded or (current == recorded and me is not None and by not in (None, me)):
+            edited.add(source_id)
+    if not edited:
+        return rows
+    overwrite = ctx.options.human_edits == "overwrite"
+    code = "HUMAN_EDIT_OVERWRITTEN" if overwrite else "HUMAN_EDITED"
+    batch = BatchRecord()
+    by_id = {r.source_id: r for r in rows}
+    for source_id in sorted(edited):
+        batch.audit.append(AuditEntry(ctx.run_id, "skip_update" if not overwrite else "upsert", step.module, "ok",
+                                      source_id=source_id, zoho_id=ours[source_id].zoho_id, code=code))
+        if not overwrite:
+            # Held, with a reason the re-migration plan turns into an action for a person.
+            batch.quarantine.append(held_back(
+                ctx, by_id[source_id], None, "human_edited",
+                "human_edited: changed in Zoho by someone else after the migration wrote it; the Dentrix change "
+                "was not applied (re-run with human edits set to overwrite, or reconcile by hand)"))
+    writer.commit(batch)
+    result.human_edited += len(edited)
+    if not overwrite:
+        result.quarantined += len(edited)
+    log.warning("load %s: %d record(s) were edited in Zoho by someone else since our last write: %s",
+                step.name, len(edited), "overwritten" if overwrite else "left as they are (reported)")
+    return rows if overwrite else [r for r in rows if r.source_id not in edited]
 
 
 def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_zoho: dict[str, str],

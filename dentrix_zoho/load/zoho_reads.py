@@ -70,3 +70,19 @@ def scan_by_key(client: ZohoClient, module: str, key_field: str, extra_fields: I
         if row.get(key_field):
             found[str(row[key_field])] = row
     return found
+
+
+def current_stamps(client: ZohoClient, module: str, zoho_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``Modified_Time`` and ``Modified_By`` of records by id (COQL ``in``, 50 a call)."""
+    if not _API_NAME.match(module):
+        raise ValueError("module must be an API name")
+    wanted = [i for i in dict.fromkeys(str(z) for z in zoho_ids) if i.isdigit()]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), limits.COQL_IN_VALUES_MAX):
+        chunk = wanted[start : start + limits.COQL_IN_VALUES_MAX]
+        quoted = ", ".join(f"'{c}'" for c in chunk)  # digits only (checked above)
+        query = (f"select id, Modified_Time, Modified_By from {module} where id in ({quoted}) "
+                 f"limit {min(len(chunk) * 2, limits.COQL_LIMIT_MAX)}")
+        for row in client.coql(query):
+            found[str(row.get("id"))] = row
+    return found

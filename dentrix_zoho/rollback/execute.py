@@ -8,9 +8,10 @@ crash between Zoho's answer and the ledger write).
 
 Human edits win: a record whose Modified_Time differs from the one we
 recorded after our write is reported and, under the default ``skip`` policy,
-left alone. Where the ledger holds no Modified_Time for a record, its
-Modified_By decides: anyone but ``our_user_ids`` (the integration user the
-migration and the rollback write as) counts as a person.
+left alone. Where the ledger holds no Modified_Time for a record, or the times
+agree (Zoho stamps to the second), its Modified_By decides: anyone but
+``our_user_ids`` (the integration user the migration and the rollback write
+as) counts as a person.
 """
 
 from __future__ import annotations
@@ -311,10 +312,12 @@ class _Runner:
     def _may_touch(self, op: str, module: str, item: RollbackItem, current: Mapping[str, Any]) -> bool:
         now = _text(current.get("Modified_Time"))
         same = same_instant(item.expected_modified_time, now)
-        if same is None and self.our_users:
-            # No Modified_Time recorded: whoever wrote last tells whether it was us.
+        if same is not False and self.our_users:
+            # No Modified_Time recorded, or the same second (Zoho stamps to the second):
+            # whoever wrote last tells whether it was us.
             last_writer = modified_by_id(current)
-            same = None if last_writer is None else last_writer in self.our_users
+            if last_writer is not None:
+                same = last_writer in self.our_users
         if same is None:
             self.result.unverified += 1
             return True

@@ -36,6 +36,8 @@ class RecordOutcome:
     message: str | None = None
     uncertain: bool = False  # the write may have happened; reconcile before retrying
     details: dict[str, Any] = field(default_factory=dict)
+    # What Zoho stamped on the record by this write: a later different value means someone else wrote.
+    modified_time: str | None = None
 
     def at(self, index: int) -> RecordOutcome:
         return replace(self, index=index)
@@ -88,6 +90,7 @@ def parse_record_result(index: int, item: Mapping[str, Any], default_action: Act
             message=item.get("message"),
             details={k: details[k] for k in ("id",) if k in details}
             | ({"duplicate_field": item["duplicate_field"]} if item.get("duplicate_field") else {}),
+            modified_time=str(details["Modified_Time"]) if details.get("Modified_Time") else None,
         )
     kept = safe_details(details)
     return RecordOutcome(

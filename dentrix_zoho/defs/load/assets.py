@@ -194,7 +194,7 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
             f"{step_name}: {result.ok:,} ok, {result.unchanged:,} unchanged, {result.quarantined:,} quarantined, "
             f"{result.failed:,} failed, {result.api_calls:,} calls in {result.elapsed_s:.1f}s"
         )
-        accounted = result.ok + result.unchanged + result.quarantined
+        accounted = result.ok + result.unchanged + result.quarantined  # human edits held are quarantined
         yield dg.MaterializeResult(metadata=_load_metadata(result))
         yield dg.AssetCheckResult(
             check_name="accounted_for",
