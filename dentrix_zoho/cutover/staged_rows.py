@@ -15,7 +15,8 @@ from typing import Any
 import duckdb
 
 from dentrix_zoho.source.catalog import CatalogObject
-from dentrix_zoho.source.connection import DentrixConnection, SourceError
+from dentrix_zoho.source.connection import DentrixConnection
+from dentrix_zoho.source.extract import iter_query
 from dentrix_zoho.staging.store import iter_arrow_chunks, load_chunks
 
 SCRATCH = "cutover_scratch"
@@ -62,22 +63,7 @@ def keys_only(obj: CatalogObject) -> CatalogObject:
 def iter_key_chunks(source: DentrixConnection, obj: CatalogObject, *, chunk_rows: int) -> Iterator[Sequence[Sequence[Any]]]:
     """``SELECT <key columns> FROM admin.<obj>``: the cheap read that finds deleted rows."""
     sql = f"SELECT {', '.join(obj.key)} FROM {source.qualified(obj.name)}"
-    cur = source.cursor()
-    try:
-        try:
-            cur.execute(sql)
-        except Exception as exc:  # noqa: BLE001 - every driver has its own error class
-            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-            raise SourceError(
-                f"reading the keys of {source.qualified(obj.name)} from {source.describe()} failed: {first}"
-            ) from None
-        while True:
-            rows = cur.fetchmany(chunk_rows)
-            if not rows:
-                break
-            yield rows
-    finally:
-        cur.close()
+    yield from iter_query(source, sql, chunk_rows=chunk_rows, what=f"reading the keys of {source.qualified(obj.name)}")
 
 
 def load_keys(

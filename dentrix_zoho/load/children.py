@@ -252,7 +252,8 @@ class ChildLoader:
                 return outcomes, None
             except CreditsExhausted as exc:
                 return list(exc.outcomes), exc
-        workers = max(1, min(self.ctx.options.parallel_batches, self.ctx.client.config.concurrency))
+        workers = max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
+                                self.ctx.client.config.concurrency))
 
         def upload(pair: tuple[int, Prepared]) -> RecordOutcome | CreditsExhausted:
             i, item = pair

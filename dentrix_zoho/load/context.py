@@ -61,7 +61,9 @@ class LoadOptions:
     # Restrict the load to these Source_System_IDs (a sample) and their children.
     sample_source_ids: frozenset[str] | None = None
     # Batches sent concurrently per client call (the client caps them at the org's concurrency).
-    parallel_batches: int = 4
+    # None: as many as the org's concurrency allows (the client enforces the edition's limit and the
+    # cap of 10 on heavy calls, and shares it with every other caller of this process).
+    parallel_batches: int | None = None
     # How many times an uncertain Note/Attachment create is reconciled and re-sent within a run.
     child_retry_rounds: int = 3
     # A record someone edited in Zoho after our last write: leave it ("skip", reported) or "overwrite".
@@ -70,7 +72,7 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= limits.RECORDS_PER_WRITE:
             raise ValueError(f"batch_size must be 1-{limits.RECORDS_PER_WRITE}, got {self.batch_size}")
-        if self.parallel_batches < 1:
+        if self.parallel_batches is not None and self.parallel_batches < 1:
             raise ValueError("parallel_batches must be at least 1")
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 
 from dentrix_zoho.mapping.ids import source_system_id
-from dentrix_zoho.mapping.routing import window_start
-from dentrix_zoho.mapping.spec import QUERY_PARAM, MappingSpec, load_spec
+from dentrix_zoho.mapping.routing import substitute_query_params
+from dentrix_zoho.mapping.spec import MappingSpec, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +103,6 @@ def choose_patients(con: duckdb.DuckDBPyConnection, office_id: str, *, size: int
     return chosen, per_stratum
 
 
-def _substitute(spec: MappingSpec, text: str, as_of: dt.date) -> str:
-    params: dict[str, Any] = dict(spec.query_params)
-    params["as_of"] = as_of
-    params["window_start"] = window_start(as_of, spec.routing.leads_window_months)
-
-    def literal(match: re.Match[str]) -> str:
-        value = params[match[1]]
-        if isinstance(value, dt.date):
-            return f"DATE '{value.isoformat()}'"
-        if isinstance(value, int):
-            return str(value)
-        return "'" + str(value).replace("'", "''") + "'"
-
-    return QUERY_PARAM.sub(literal, text)
-
-
 def _children(con: duckdb.DuckDBPyConnection, spec: MappingSpec, office_id: str, patids: set[int],
               as_of: dt.date) -> set[str]:
     """Source ids of every stream row owned by a chosen patient, through the spec's own queries."""
@@ -134,7 +118,7 @@ def _children(con: duckdb.DuckDBPyConnection, spec: MappingSpec, office_id: str,
             if stream.kind == "patient" or not stream.parent_key or stream.object not in staged:
                 continue
             keys = ", ".join(f'q."{k}"' for k in stream.key)
-            query = (f"SELECT {keys} FROM ({_substitute(spec, stream.query, as_of)}) q "
+            query = (f"SELECT {keys} FROM ({substitute_query_params(spec, stream.query, as_of)}) q "
                      f'WHERE q."{stream.parent_key}" IN ({ids})')
             try:
                 rows = con.execute(query).fetchall()

@@ -432,7 +432,7 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
                   created_if: Callable[[Prepared, RecordOutcome], bool]) -> None:
     size = ctx.options.batch_size
     batches = [ready[i : i + size] for i in range(0, len(ready), size)]
-    group = max(1, min(ctx.options.parallel_batches, ctx.client.config.concurrency))
+    group = max(1, min(ctx.options.parallel_batches or ctx.client.config.concurrency, ctx.client.config.concurrency))
 
     def send(batch: list[Prepared]) -> tuple[list[RecordOutcome], CreditsExhausted | None]:
         try:

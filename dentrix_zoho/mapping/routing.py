@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dentrix_zoho.mapping.spec import RoutingSpec
+from dentrix_zoho.mapping.spec import QUERY_PARAM, MappingSpec, RoutingSpec
 
 INACTIVE = 3
 ARCHIVED = 4
@@ -61,3 +62,20 @@ def route_patient(row: Mapping[str, Any], routing: RoutingSpec, as_of: dt.date) 
     if status != 2 and (last is None or last < window_start(as_of, routing.leads_window_months)):
         return Route("Leads", "no_recent_treatment")
     return Route("Contacts", None)
+
+
+def substitute_query_params(spec: MappingSpec, text: str, as_of: dt.date) -> str:
+    """Put the spec's query parameters (and ``as_of``, ``window_start``) into a stream's SQL as literals."""
+    params: dict[str, Any] = dict(spec.query_params)
+    params["as_of"] = as_of
+    params["window_start"] = window_start(as_of, spec.routing.leads_window_months)
+
+    def literal(match: re.Match[str]) -> str:
+        value = params[match[1]]
+        if isinstance(value, dt.date):
+            return f"DATE '{value.isoformat()}'"
+        if isinstance(value, int):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    return QUERY_PARAM.sub(literal, text)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,8 +25,8 @@ from dentrix_zoho.mapping.ledger_pdf import LedgerLine, render_ledger_pdf
 from dentrix_zoho.mapping.metadata import FieldMeta, field_metadata
 from dentrix_zoho.mapping.outputs import MODULE_TABLES, ensure_tables, replace_office_rows, row_hash
 from dentrix_zoho.mapping.records import Built, Problem, enforce_metadata, split_text, transform_fields
-from dentrix_zoho.mapping.routing import Route, route_patient, window_start
-from dentrix_zoho.mapping.spec import QUERY_PARAM, MappingSpec, StreamSpec, spec_hash
+from dentrix_zoho.mapping.routing import Route, route_patient, substitute_query_params
+from dentrix_zoho.mapping.spec import MappingSpec, StreamSpec, spec_hash
 from dentrix_zoho.mapping.summary import ModuleCounts, ObjectAccount, ShapeSummary
 from dentrix_zoho.mapping.transforms import Context, apply
 from dentrix_zoho.mapping.validation import value_class
@@ -101,19 +100,7 @@ class _Shaper:
             )
 
     def sql(self, text: str) -> str:
-        params: dict[str, Any] = dict(self.spec.query_params)
-        params["as_of"] = self.as_of
-        params["window_start"] = window_start(self.as_of, self.spec.routing.leads_window_months)
-
-        def literal(match: re.Match[str]) -> str:
-            value = params[match[1]]
-            if isinstance(value, dt.date):
-                return f"DATE '{value.isoformat()}'"
-            if isinstance(value, int):
-                return str(value)
-            return "'" + str(value).replace("'", "''") + "'"
-
-        return QUERY_PARAM.sub(literal, text)
+        return substitute_query_params(self.spec, text, self.as_of)
 
     def rows(self, stream: StreamSpec) -> list[dict[str, Any]]:
         skips = "".join(f', ({self.sql(rule.when)}) AS "__skip_{i}"' for i, rule in enumerate(stream.skip))

@@ -85,17 +85,25 @@ def iter_chunks(
     """Yield lists of row tuples, at most ``chunk_rows`` at a time (memory stays flat)."""
     plan = plan or plan_columns(conn, obj)
     sql = select_statement(conn, obj, plan, since=since is not None)
+    params = (_bind_datetime(conn, since),) if since is not None else ()
+    yield from iter_query(conn, sql, params, chunk_rows=chunk_rows, what=f"reading {conn.qualified(obj.name)}")
+
+
+def iter_query(
+    conn: DentrixConnection,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    what: str,
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Run one plain SELECT and yield its rows ``chunk_rows`` at a time; errors say ``what`` failed, and where."""
     cur = conn.cursor()
     try:
         try:
-            if since is not None:
-                cur.execute(sql, (_bind_datetime(conn, since),))
-            else:
-                cur.execute(sql)
-        except Exception as exc:  # noqa: BLE001
-            raise SourceError(
-                f"reading {conn.qualified(obj.name)} from {conn.describe()} failed: {_first_line(exc)}"
-            ) from None
+            cur.execute(sql, tuple(params)) if params else cur.execute(sql)
+        except Exception as exc:  # noqa: BLE001 - every driver has its own error class
+            raise SourceError(f"{what} from {conn.describe()} failed: {_first_line(exc)}") from None
         while True:
             rows = cur.fetchmany(chunk_rows)
             if not rows:

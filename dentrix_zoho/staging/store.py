@@ -310,14 +310,17 @@ class ArrowChunker:
 class StagingStore:
     """The DuckDB file under ``$DENTRIX_ZOHO_HOME/staging.duckdb``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, memory_limit: str = "512MB") -> None:
         self.path = Path(path)
+        self.memory_limit = memory_limit
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        # A fixed memory budget: DuckDB spills to disk beyond it, so staging a large table
+        # needs no more memory than a small one.
+        con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": self.memory_limit})
         try:
             if not read_only:
                 self._ensure_schemas(con)

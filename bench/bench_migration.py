@@ -1,0 +1,129 @@
+"""Migration benchmark: the full load of the ``office`` practice into the emulator at 150 ms a call.
+
+Against limits measured in the same run:
+
+* calls and credits used against the minimum for the rows actually sent
+  (ceil(rows / 100) per write step, one call per attachment, at Zoho's per-call costs);
+* wall time of the load against the lower bound ``calls x latency / concurrency``, where
+  concurrency is what Zoho allows the calls at hand (Enterprise 20, 10 for writes of more
+  than 10 records);
+* peak memory of the process.
+
+Staging and shaping are timed but not part of the ratio (they have their own benchmark).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LATENCY_MS = 150.0
+EDITION = "enterprise"
+TARGET_CALL_OVERHEAD = 0.02
+TARGET_WALL_RATIO = 0.85
+
+
+def main(argv: list[str] | None = None) -> int:
+    import duckdb
+
+    from bench.bench_extract import office_practice
+    from dentrix_zoho.ledger import Ledger
+    from dentrix_zoho.load import LOAD_STEPS, LoadContext, LoadOptions, load_all, resolve_owners, setup_schema
+    from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
+    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+    from dentrix_zoho.source.synthetic import PracticeFiles
+    from dentrix_zoho.staging.stage_all import stage_objects
+    from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
+    from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    db = office_practice()
+    files = PracticeFiles(db)
+    office = "office-1"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        duck = tmp / "staging.duckdb"
+        t0 = time.perf_counter()
+        stage_objects(f"sqlite:///{db}", duck, office_id=office)
+        staged_s = time.perf_counter() - t0
+        pmap = load_provider_map(files.provider_map)
+        owner = "office.manager@dental.example.com"
+        pmap = ProviderMap.model_validate({"providers": pmap.providers, "default_owner_email": owner})
+        users = tmp / "users.yaml"
+        users.write_text("users:\n" + "".join(
+            f"  - {{first_name: U{i}, last_name: Staff, email: {e}}}\n"
+            for i, e in enumerate([owner, *[v for v in pmap.providers.values() if v]])), encoding="utf-8")
+        with running_emulator(tmp / "zoho", edition=EDITION, users=1, latency_ms=LATENCY_MS,
+                              extra_args=["--users-file", str(users), "--token-mint-limit", "0"]) as emu:
+            env = {"ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
+                   "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
+                   "ZOHO_REFRESH_TOKEN": emu.refresh_token, "ZOHO_EDITION": EDITION}
+            client = ZohoClient(ZohoConfig.from_env(env))
+            schema = setup_schema(client, load_spec())
+            spec = apply_api_names(load_spec(), schema.api_names)
+            t0 = time.perf_counter()
+            con = duckdb.connect(str(duck))
+            try:
+                shape_all(con, spec, office_id=office, as_of=dt.date(2026, 11, 1), image_root=files.images_dir,
+                          ledger_pdf_dir=tmp / "pdfs")
+            finally:
+                con.close()
+            shaped_s = time.perf_counter() - t0
+            owners = resolve_owners(client, pmap, pmap.providers)
+            ledger = Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}")
+            run = ledger.start_run("full", office)
+            ctx = LoadContext(duck, client, ledger, office, run, spec, owners, schema, LoadOptions())
+            before = emu.usage()
+            calls_before = client.transport.calls
+            t0 = time.perf_counter()
+            results = load_all(ctx)
+            load_s = time.perf_counter() - t0
+            after = emu.usage()
+            calls = client.transport.calls - calls_before
+            credits = after["credits"]["used_total"] - before["credits"]["used_total"]
+            client.close()
+
+        # The minimum for what was sent: every record once, 100 to a call; one call per file.
+        minimum_calls = minimum_credits = 0
+        heavy_calls = light_calls = 0
+        for r in results:
+            step = LOAD_STEPS[r.step]
+            sent = r.sent
+            if step.kind == "attachments":
+                minimum_calls += sent
+                minimum_credits += sent * limits.CREDITS_DEFAULT
+                light_calls += sent
+            else:
+                n_calls = math.ceil(sent / limits.RECORDS_PER_WRITE)
+                minimum_calls += n_calls
+                minimum_credits += sum(limits.write_call_credits(min(100, sent - i)) for i in range(0, sent, 100))
+                heavy_calls += n_calls
+        concurrency = {"free": 5, "standard": 10, "professional": 15, "enterprise": 20, "ultimate": 25}[EDITION]
+        bound_s = (heavy_calls * LATENCY_MS / 1000 / min(concurrency, 10)
+                   + light_calls * LATENCY_MS / 1000 / concurrency)
+        # The bound for the calls actually made, by the same rule (reads and extra calls included).
+        actual_bound_s = bound_s * (calls / minimum_calls) if minimum_calls else 0.0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    call_overhead = calls / minimum_calls - 1 if minimum_calls else 0.0
+    credit_overhead = credits / minimum_credits - 1 if minimum_credits else 0.0
+    wall_ratio = actual_bound_s / load_s if load_s else 0.0
+    print(f"office practice: staged in {staged_s:.0f}s, shaped in {shaped_s:.0f}s")
+    print(f"{'step':<20} {'sent':>7} {'ok':>7} {'quarantined':>11} {'calls':>6} {'seconds':>8}")
+    for r in results:
+        print(f"{r.step:<20} {r.sent:>7,} {r.ok:>7,} {r.quarantined:>11,} {r.api_calls:>6,} {r.elapsed_s:>8.1f}")
+    print(f"calls:   {calls:,} against a minimum of {minimum_calls:,} (+{call_overhead:.1%}; target <= +{TARGET_CALL_OVERHEAD:.0%})")
+    print(f"credits: {credits:,} against a minimum of {minimum_credits:,} (+{credit_overhead:.1%})")
+    print(f"wall:    {load_s:.0f}s against a lower bound of {actual_bound_s:.0f}s for those calls at {LATENCY_MS:.0f} ms "
+          f"(ratio {wall_ratio:.2f}; target >= {TARGET_WALL_RATIO})")
+    print(f"peak memory: {peak_mb:.0f} MB")
+    met = call_overhead <= TARGET_CALL_OVERHEAD and wall_ratio >= TARGET_WALL_RATIO
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
