@@ -51,3 +51,20 @@ def test_unreachable_dsn_names_the_connection_but_not_the_password() -> None:
     assert "no-such-dentrix-dsn" in message
     assert "hunter2-secret" not in message
     assert "PWD=***" in message
+
+
+def test_without_unixodbc_the_package_imports_and_the_odbc_path_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import sys
+
+    # A machine without libodbc: importing pyodbc fails.
+    monkeypatch.setitem(sys.modules, "pyodbc", None)
+    for name in [m for m in sys.modules if m.startswith("dentrix_zoho")]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.import_module("dentrix_zoho.definitions")
+    connection = importlib.import_module("dentrix_zoho.source.connection")
+    with pytest.raises(connection.SourceError, match="unixODBC"):
+        with connection.open_source("DSN=Dentrix;UID=u;PWD=p"):
+            pass
