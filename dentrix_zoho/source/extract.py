@@ -2,7 +2,10 @@
 
 No vendor functions: the appointment start is assembled after extraction, text
 is trimmed in the staging store, and the only statement shapes used are
-``SELECT <columns> FROM <schema>.<object> [WHERE <modified> >= ?]``.
+``SELECT <columns> FROM <schema>.<object> [WHERE <modified> >= ?]``,
+``SELECT min(<key>), max(<key>) FROM <schema>.<object>`` and, for a table read in
+key-range slices by several connections at once, ``SELECT <columns> FROM
+<schema>.<object> WHERE <key> >= ? AND <key> < ?`` (or ``<key> IS NULL``).
 """
 
 from __future__ import annotations
@@ -72,6 +75,66 @@ def select_statement(conn: DentrixConnection, obj: CatalogObject, plan: ColumnPl
             raise SourceError(f"{obj.name} has no modified-time column to read changes by")
         sql += f" WHERE {obj.modified_column} >= ?"
     return sql
+
+
+@dataclass(frozen=True)
+class KeySlice:
+    """One slice of an integer key's range: ``low <= key < high`` (an open end is None), or the NULL keys."""
+
+    low: int | None = None
+    high: int | None = None
+    nulls: bool = False
+
+    def where(self, key: str) -> tuple[str, tuple[int, ...]]:
+        if self.nulls:
+            return f"{key} IS NULL", ()
+        terms: list[str] = []
+        params: list[int] = []
+        if self.low is not None:
+            terms.append(f"{key} >= ?")
+            params.append(self.low)
+        if self.high is not None:
+            terms.append(f"{key} < ?")
+            params.append(self.high)
+        return " AND ".join(terms) or "1 = 1", tuple(params)
+
+
+def integer_key(obj: CatalogObject) -> str | None:
+    """The key column when ``obj`` is a table keyed by one integer column (it can be read in slices)."""
+    if obj.kind != "table" or len(obj.key) != 1:
+        return None
+    return obj.key[0] if obj.column(obj.key[0]).type in ("INTEGER", "SMALLINT") else None
+
+
+def key_bounds(conn: DentrixConnection, obj: CatalogObject, key: str) -> tuple[int, int] | None:
+    """``(min, max)`` of the key, or None for an empty table."""
+    rows = [r for chunk in iter_query(
+        conn, f"SELECT min({key}), max({key}) FROM {conn.qualified(obj.name)}",
+        what=f"reading the key range of {conn.qualified(obj.name)}",
+    ) for r in chunk]
+    low, high = rows[0] if rows else (None, None)
+    if low is None or high is None:
+        return None
+    return int(low), int(high)
+
+
+def split_key_range(low: int, high: int, parts: int) -> list[KeySlice]:
+    """``parts`` slices of equal key span covering every key, open-ended at both ends, plus the NULL keys.
+
+    Open ends catch rows added beyond the bounds while the slices are read; the
+    NULL slice keeps "every row exactly once" true even for a key that allows NULL.
+    """
+    parts = max(1, min(parts, high - low + 1))
+    cuts = [low + (high - low + 1) * i // parts for i in range(1, parts)]
+    edges: list[int | None] = [None, *cuts, None]
+    return [KeySlice(edges[i], edges[i + 1]) for i in range(parts)] + [KeySlice(nulls=True)]
+
+
+def slice_statement(
+    conn: DentrixConnection, obj: CatalogObject, plan: ColumnPlan, key: str, key_slice: KeySlice
+) -> tuple[str, tuple[int, ...]]:
+    where, params = key_slice.where(key)
+    return f"{select_statement(conn, obj, plan, since=False)} WHERE {where}", params
 
 
 def iter_chunks(

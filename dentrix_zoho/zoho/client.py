@@ -83,6 +83,11 @@ class ZohoClient:
         self._org: dict[str, Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
+    @property
+    def write_calls_made(self) -> int:
+        """Write calls this client has made (for benchmarks and reports; reads and token calls excluded)."""
+        return self.transport.write_calls
+
     def close(self) -> None:
         self.transport.close()
 

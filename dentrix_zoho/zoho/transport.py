@@ -139,6 +139,7 @@ class Transport:
         )
         self._stats_lock = threading.Lock()
         self.calls = 0  # HTTP attempts against the API (token calls excluded)
+        self.write_calls = 0  # of which writes (POST/PUT/PATCH/DELETE; COQL, a read sent as POST, excluded)
         self.latency_ewma_ms: float | None = None
 
     # -- endpoints -----------------------------------------------------------
@@ -186,6 +187,8 @@ class Transport:
         latency_ms = (time.perf_counter() - t0) * 1000
         with self._stats_lock:
             self.calls += 1
+            if spec.method in ("POST", "PUT", "PATCH", "DELETE") and not spec.path_template.endswith("/coql"):
+                self.write_calls += 1
             if status is not None:
                 prev = self.latency_ewma_ms
                 self.latency_ewma_ms = latency_ms if prev is None else 0.8 * prev + 0.2 * latency_ms
