@@ -215,6 +215,11 @@ class ChildLoader:
     def send(self, items: list[Prepared]) -> list[Prepared]:
         """Create in batches; returns the items whose outcome is unknown."""
         size = self.ctx.options.batch_size
+        if self.step.kind == "notes":
+            # A group of batches per round trip to the ledger: the client sends the group's batches of
+            # 100 concurrently, up to the org's concurrency. Intents are still recorded before sending.
+            size *= max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
+                               self.ctx.client.config.concurrency))
         uncertain: list[Prepared] = []
         for start in range(0, len(items), size):
             batch = items[start : start + size]

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -441,14 +441,23 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
         except CreditsExhausted as exc:
             return list(exc.outcomes), exc
 
+    # A sliding window: a new batch goes out as soon as one comes back, so ``group`` calls stay in
+    # flight while the finished ones are written to the ledger (in completion order: each batch's
+    # ledger record is self-contained).
     stop: CreditsExhausted | None = None
+    queue_ = list(reversed(batches))
     with ThreadPoolExecutor(max_workers=group, thread_name_prefix="load-upsert") as pool:
-        for start in range(0, len(batches), group):
-            if stop is not None:
+        in_flight: dict[Future[tuple[list[RecordOutcome], CreditsExhausted | None]], tuple[list[Prepared], float]] = {}
+        while queue_ or in_flight:
+            while queue_ and stop is None and len(in_flight) < group:
+                batch = queue_.pop()
+                in_flight[pool.submit(send, batch)] = (batch, time.perf_counter())
+            if not in_flight:
                 break
-            chunk = batches[start : start + group]
-            t0 = time.perf_counter()
-            for batch, (outcomes, exhausted) in zip(chunk, pool.map(send, chunk), strict=True):
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch, t0 = in_flight.pop(future)
+                outcomes, exhausted = future.result()
                 result.sent += len({o.index for o in outcomes})
                 result.api_calls += 1
                 before = (result.ok, result.failed, result.quarantined)

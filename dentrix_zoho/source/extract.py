@@ -108,10 +108,9 @@ def integer_key(obj: CatalogObject) -> str | None:
 
 def key_bounds(conn: DentrixConnection, obj: CatalogObject, key: str) -> tuple[int, int] | None:
     """``(min, max)`` of the key, or None for an empty table."""
-    rows = [r for chunk in iter_query(
-        conn, f"SELECT min({key}), max({key}) FROM {conn.qualified(obj.name)}",
-        what=f"reading the key range of {conn.qualified(obj.name)}",
-    ) for r in chunk]
+    sql = f"SELECT min({key}), max({key}) FROM {conn.qualified(obj.name)}"
+    chunks = iter_query(conn, sql, what=f"reading the key range of {conn.qualified(obj.name)}")
+    rows = [row for chunk in chunks for row in chunk]
     low, high = rows[0] if rows else (None, None)
     if low is None or high is None:
         return None
