@@ -183,7 +183,9 @@ def _delta_phase(db, duck, tmp, client, ledger, spec, owners, schema, files, off
         by_module[row.zoho_module] = by_module.get(row.zoho_module, 0) + 1
     minimum += sum(n if m == "Attachments" else math.ceil(n / limits.IDS_PER_DELETE) for m, n in by_module.items())
     ratio = writes / minimum if minimum else 1.0
-    lines = [
+    per_step = [f"{r.step}: sent {r.sent:,} ({r.created:,} new, {r.updated:,} updated), {r.api_calls:,} calls"
+                for r in results if r.sent or r.api_calls]
+    lines = [*per_step,
         f"rows touched in Dentrix: {touched:,}; found by change detection: {summary.total:,} "
         f"({summary.new:,} new, {summary.changed:,} changed, {summary.deleted:,} deleted)",
         f"detection {detect_s:.1f}s against a full re-stage {full_stage_s:.1f}s (ratio {detect_s / full_stage_s:.2f})",

@@ -36,6 +36,7 @@ from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoUnavailable, 
 
 log = logging.getLogger(__name__)
 
+ATTACHMENT_BATCH_FACTOR = 5
 LIST_TRUNCATION = 500  # Zoho cuts rich text to 500 characters in list responses
 
 
@@ -220,6 +221,11 @@ class ChildLoader:
             # 100 concurrently, up to the org's concurrency. Intents are still recorded before sending.
             size *= max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
                                self.ctx.client.config.concurrency))
+        else:
+            # Uploads go one call each through a pool; a longer batch keeps the pool full for longer
+            # between ledger commits (the tail of a batch waits for its slowest upload), while what a
+            # crash leaves to reconcile stays a few hundred files.
+            size *= ATTACHMENT_BATCH_FACTOR
         uncertain: list[Prepared] = []
         for start in range(0, len(items), size):
             batch = items[start : start + size]

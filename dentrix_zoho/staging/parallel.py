@@ -29,6 +29,7 @@ operator-worded ``SourceError`` text the single path raises.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -50,6 +51,10 @@ WORKERS_ENV = "DENTRIX_EXTRACT_WORKERS"
 DEFAULT_WORKERS = 2
 PARALLEL_MIN_ROWS = 50_000
 SLICES_PER_WORKER = 4
+# Measured on fullproclog: 5,000-row chunks stage about 8 % faster than 10,000 and 15 % faster
+# than 20,000 (a chunk that stays in the processor's cache converts faster, and DuckDB starts
+# sooner); the caller's chunk_rows remains the upper bound.
+WORKER_CHUNK_ROWS = 5_000
 
 _BATCH, _ERROR, _DONE = b"B", b"E", b"D"
 
@@ -94,6 +99,10 @@ def _read_slices(
     """Worker process: read slices from ``tasks`` until a None, send each chunk as Arrow IPC bytes."""
     from dentrix_zoho.staging.store import ArrowChunker, conform, raw_schema
 
+    # A forked worker shares its parent's memory page by page until it writes to a page;
+    # the cyclic collector walking the parent's objects would write to (copy) all of them,
+    # and the row tuples it keeps being woken for hold no cycles.
+    gc.disable()
     try:
         to_arrow = ArrowChunker(obj.columns)
         arrow_schema = raw_schema(obj)
@@ -119,60 +128,90 @@ def _read_slices(
         out.close()
 
 
-def iter_parallel_arrow(
-    source: DentrixConnection,
-    obj: CatalogObject,
-    plan: ColumnPlan,
-    key: str,
-    slices: Sequence[KeySlice],
-    *,
-    workers: int,
-    chunk_rows: int,
-) -> Iterator[pa.Table]:
-    """Arrow tables of ``obj`` (conformed to its raw schema) read by ``workers`` processes, in arrival order."""
-    ctx = multiprocessing.get_context(_start_method())
-    tasks = ctx.SimpleQueue()
-    for key_slice in slices:
-        tasks.put(key_slice)
-    for _ in range(workers):
-        tasks.put(None)
-    arrived: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2 * workers)
-    stop = threading.Event()
-    processes = []
-    receivers = []
-    for number in range(workers):
-        parent_end, child_end = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=_read_slices,
-            args=(source.locator.raw, source.schema, obj, plan, key, tasks, child_end, chunk_rows),
-            name=f"extract-{obj.name}-{number}",
-            daemon=True,
-        )
-        process.start()
-        child_end.close()
-        processes.append(process)
-        receiver = threading.Thread(
-            target=_receive, args=(parent_end, process, arrived, stop), name=f"receive-{number}", daemon=True
-        )
-        receiver.start()
-        receivers.append(receiver)
-    try:
-        finished = 0
-        while finished < workers:
-            item = arrived.get()
-            if item is None:
-                finished += 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        stop.set()
-        for process in processes:
+class ParallelRead:
+    """Arrow tables of ``obj`` (conformed to its raw schema) read by ``workers`` processes, in arrival order.
+
+    The processes start when this is made, from the caller's thread and before DuckDB
+    runs (a fork from inside a DuckDB callback would copy a process in the middle of
+    a query); ``close`` stops them, and iterating to the end closes too.
+    """
+
+    def __init__(
+        self,
+        source: DentrixConnection,
+        obj: CatalogObject,
+        plan: ColumnPlan,
+        key: str,
+        slices: Sequence[KeySlice],
+        *,
+        workers: int,
+        chunk_rows: int,
+    ) -> None:
+        ctx = multiprocessing.get_context(_start_method())
+        tasks = ctx.SimpleQueue()
+        for key_slice in slices:
+            tasks.put(key_slice)
+        for _ in range(workers):
+            tasks.put(None)
+        self.workers = workers
+        self.arrived: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2 * workers)
+        self.stop = threading.Event()
+        self.processes: list[Any] = []
+        self.receivers: list[threading.Thread] = []
+        self.closed = False
+        try:
+            for number in range(workers):
+                parent_end, child_end = ctx.Pipe(duplex=False)
+                process = ctx.Process(
+                    target=_read_slices,
+                    args=(source.locator.raw, source.schema, obj, plan, key, tasks, child_end,
+                          min(chunk_rows, WORKER_CHUNK_ROWS)),
+                    name=f"extract-{obj.name}-{number}",
+                    daemon=True,
+                )
+                process.start()
+                child_end.close()
+                self.processes.append(process)
+                receiver = threading.Thread(
+                    target=_receive,
+                    args=(parent_end, process, self.arrived, self.stop),
+                    name=f"receive-{obj.name}-{number}",
+                    daemon=True,
+                )
+                receiver.start()
+                self.receivers.append(receiver)
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        try:
+            finished = 0
+            while finished < self.workers:
+                item = self.arrived.get()
+                if item is None:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.stop.set()
+        for process in self.processes:
             if process.is_alive():
                 process.terminate()
-        _drain(arrived, receivers)
-        for process in processes:
+        while any(r.is_alive() for r in self.receivers):
+            try:
+                self.arrived.get(timeout=0.05)  # unblock a receiver waiting on a full queue
+            except queue.Empty:
+                pass
+        for process in self.processes:
             process.join()
 
 
@@ -207,10 +246,3 @@ def _receive(pipe: Connection, process: Any, arrived: queue.Queue, stop: threadi
     finally:
         pipe.close()
 
-
-def _drain(arrived: queue.Queue, receivers: Sequence[threading.Thread]) -> None:
-    while any(r.is_alive() for r in receivers):
-        try:
-            arrived.get(timeout=0.05)
-        except queue.Empty:
-            pass

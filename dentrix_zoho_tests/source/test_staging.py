@@ -157,3 +157,113 @@ def test_optional_column_absent_in_this_version_reads_as_null(tiny_practice: Pat
             nulls = con.execute("SELECT count(*) FROM dentrix.refacts WHERE g8_only_column IS NULL").fetchone()[0]
     assert result.missing_optional == ("g8_only_column",)
     assert nulls == result.rows > 0
+
+
+# --- key-range slices and parallel readers ----------------------------------------------------
+
+from dentrix_zoho.source.extract import KeySlice, split_key_range  # noqa: E402
+from dentrix_zoho.staging import store as store_module  # noqa: E402
+from dentrix_zoho.staging.parallel import ParallelRead, extract_workers  # noqa: E402
+
+
+def _keys_in(key_slice: KeySlice, keys: list[int | None]) -> list[int | None]:
+    if key_slice.nulls:
+        return [k for k in keys if k is None]
+    return [
+        k for k in keys
+        if k is not None
+        and (key_slice.low is None or k >= key_slice.low)
+        and (key_slice.high is None or k < key_slice.high)
+    ]
+
+
+@pytest.mark.parametrize(("low", "high", "parts"), [(1, 254_531, 8), (5, 5, 4), (-3, 10, 20), (0, 99, 3)])
+def test_key_slices_cover_every_key_exactly_once(low: int, high: int, parts: int) -> None:
+    slices = split_key_range(low, high, parts)
+    # Keys outside the bounds read when slicing (rows added since) and NULL keys are covered too.
+    keys: list[int | None] = [*range(low - 5, high + 6), None]
+    covered = [k for s in slices for k in _keys_in(s, keys)]
+    assert sorted(covered, key=lambda k: (k is None, k or 0)) == sorted(keys, key=lambda k: (k is None, k or 0))
+    assert len(slices) == min(parts, high - low + 1) + 1
+
+
+def test_slice_predicates_are_plain_sql() -> None:
+    assert KeySlice(10, 20).where("patid") == ("patid >= ? AND patid < ?", (10, 20))
+    assert KeySlice(None, 20).where("patid") == ("patid < ?", (20,))
+    assert KeySlice(10, None).where("patid") == ("patid >= ?", (10,))
+    assert KeySlice(nulls=True).where("patid") == ("patid IS NULL", ())
+
+
+def test_extract_workers_setting() -> None:
+    assert extract_workers({}) == 2
+    assert extract_workers({"DENTRIX_EXTRACT_WORKERS": "1"}) == 1
+    for bad in ("two", "0", "99"):
+        with pytest.raises(SourceError, match="DENTRIX_EXTRACT_WORKERS"):
+            extract_workers({"DENTRIX_EXTRACT_WORKERS": bad})
+
+
+def _stage_with(source: str, path: Path, workers: int, objects: list[str]) -> None:
+    store = StagingStore(path)
+    with open_source(source) as conn, store.connect() as con:
+        for name in objects:
+            store.stage_object(con, conn, CATALOG[name], office_id="office-1", snapshot_id="s", workers=workers)
+
+
+def _assert_same_staged_rows(path: Path, other: Path, objects: list[str]) -> None:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con.execute(f"ATTACH '{other}' AS other (READ_ONLY)")
+        for name in objects:
+            cols = ", ".join(f'"{c}"' for c in CATALOG[name].column_names)
+            mine = f'SELECT {cols}, _source_key, _row_hash FROM {STAGING_SCHEMA}."{name}"'
+            theirs = f'SELECT {cols}, _source_key, _row_hash FROM other.{STAGING_SCHEMA}."{name}"'
+            diff = con.execute(
+                f"SELECT count(*) FROM (({mine} EXCEPT ALL {theirs}) UNION ALL ({theirs} EXCEPT ALL {mine}))"
+            ).fetchone()[0]
+            assert diff == 0, name
+            assert con.execute(f"SELECT count(*) FROM ({mine})").fetchone()[0] > 0, name
+    finally:
+        con.close()
+
+
+SLICED = ["fullproclog", "appt", "patient", "address"]
+
+
+@pytest.mark.parametrize("kind", ["sqlalchemy", pytest.param("odbc", marks=[
+    pytest.mark.odbc, pytest.mark.skipif(not HAS_ODBC, reason="unixODBC not installed")])])
+def test_parallel_readers_stage_the_same_rows_and_hashes_as_one_connection(
+    tiny_practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    source = f"sqlite:///{tiny_practice}" if kind == "sqlalchemy" else odbc_string(tiny_practice)
+    _stage_with(source, tmp_path / "one.duckdb", 1, SLICED)
+    reads: list[str] = []
+
+    class CountingRead(ParallelRead):
+        def __init__(self, source, obj, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            reads.append(obj.name)
+            super().__init__(source, obj, *args, **kwargs)
+
+    # The tiny practice's tables are far below the size that is worth slicing: slice them anyway.
+    monkeypatch.setattr(store_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(store_module, "ParallelRead", CountingRead)
+    _stage_with(source, tmp_path / "two.duckdb", 2, SLICED)
+    assert reads == SLICED
+    _assert_same_staged_rows(tmp_path / "two.duckdb", tmp_path / "one.duckdb", SLICED)
+
+
+def test_a_failing_reader_process_fails_the_stage_and_keeps_the_old_table(
+    tiny_practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "practice.db"
+    shutil.copy(tiny_practice, copy)
+    path = tmp_path / "staging.duckdb"
+    store = StagingStore(path)
+    monkeypatch.setattr(store_module, "PARALLEL_MIN_ROWS", 1)
+    with open_source(f"sqlite:///{copy}") as conn, store.connect() as con:
+        first = store.stage_object(con, conn, CATALOG["appt"], office_id="o", snapshot_id="s1", workers=2)
+        copy.unlink()  # this connection keeps reading the open file; a reader cannot open it any more
+        with pytest.raises(SourceError, match="practice.db"):
+            store.stage_object(con, conn, CATALOG["appt"], office_id="o", snapshot_id="s2", workers=2)
+        assert con.execute("SELECT DISTINCT _snapshot_id FROM dentrix.appt").fetchall() == [("s1",)]
+        assert store.staged_count(con, "appt") == first.rows
+        assert con.execute("SELECT count(*) FROM staging_meta.snapshots").fetchone()[0] == 1
