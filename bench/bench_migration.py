@@ -178,6 +178,9 @@ def _delta_phase(db, duck, tmp, client, ledger, spec, owners, schema, files, off
     for r in results:
         step = LOAD_STEPS[r.step]
         minimum += r.sent if step.kind == "attachments" else math.ceil(r.sent / limits.RECORDS_PER_WRITE)
+    # Zoho cannot update a file: a changed attachment (a guarantor's ledger PDF after a payment) is a
+    # delete and an upload, two calls at the least.
+    minimum += sum(1 for e in ledger.audit_entries(run_id=run) if e.operation == "delete_attachment")
     by_module: dict[str, int] = {}
     for row in candidates:
         by_module[row.zoho_module] = by_module.get(row.zoho_module, 0) + 1

@@ -22,6 +22,7 @@ from dentrix_zoho.source.connection import DentrixConnection, SourceError
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 10_000
+FIRST_CHUNK_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -159,18 +160,25 @@ def iter_query(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     what: str,
 ) -> Iterator[Sequence[Sequence[Any]]]:
-    """Run one plain SELECT and yield its rows ``chunk_rows`` at a time; errors say ``what`` failed, and where."""
+    """Run one plain SELECT and yield its rows at most ``chunk_rows`` at a time; errors say ``what`` failed, and where.
+
+    The first chunks are smaller (``FIRST_CHUNK_ROWS``, doubling up to ``chunk_rows``) so
+    that whoever consumes them starts while the rest is fetched: a table of a few thousand
+    rows would otherwise arrive as one chunk, fetched entirely before anything else runs.
+    """
     cur = conn.cursor()
     try:
         try:
             cur.execute(sql, tuple(params)) if params else cur.execute(sql)
         except Exception as exc:  # noqa: BLE001 - every driver has its own error class
             raise SourceError(f"{what} from {conn.describe()} failed: {_first_line(exc)}") from None
+        size = min(chunk_rows, FIRST_CHUNK_ROWS)
         while True:
-            rows = cur.fetchmany(chunk_rows)
+            rows = cur.fetchmany(size)
             if not rows:
                 break
             yield rows
+            size = min(chunk_rows, size * 2)
     finally:
         cur.close()
 
