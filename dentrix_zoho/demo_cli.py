@@ -157,6 +157,18 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
     sys.exit(0 if full_ok else 1)
 
 
+def _shaping_counts(home: Path) -> tuple[int, int]:
+    import duckdb
+
+    con = duckdb.connect(str(home / "staging.duckdb"), read_only=True)
+    try:
+        held = con.execute("SELECT count(*) FROM zoho_shaped.quarantine").fetchone()[0]
+        skipped = con.execute("SELECT count(*) FROM zoho_shaped.skipped").fetchone()[0]
+    finally:
+        con.close()
+    return int(held), int(skipped)
+
+
 def _print_summary(home: Path, ledger: object, usage: dict, snapshot: dict) -> None:  # type: ignore[type-arg]
     click.echo("\n== summary ==")
     modules = snapshot.get("modules", snapshot) if isinstance(snapshot, dict) else {}
@@ -164,11 +176,14 @@ def _print_summary(home: Path, ledger: object, usage: dict, snapshot: dict) -> N
         records = modules.get(module) if isinstance(modules, dict) else None
         if records is not None:
             click.echo(f"  {module:<12} {len(records):>7,} records in Zoho")
-    quarantined = len(ledger.quarantine_rows())  # type: ignore[attr-defined]
-    click.echo(f"  quarantined: {quarantined:,} (see the re-migration plan)")
-    credits = usage.get("credits_used", usage.get("credits", "?"))
-    calls = usage.get("calls_total", "?")
-    click.echo(f"  API calls: {calls}, credits used: {credits}")
+    held_at_load = len(ledger.quarantine_rows())  # type: ignore[attr-defined]
+    held_at_shape, skipped = _shaping_counts(home)
+    click.echo(f"  quarantined: {held_at_shape:,} while shaping, {held_at_load:,} at load; "
+               f"skipped by a named rule: {skipped:,} (see the re-migration plan)")
+    credits = usage.get("credits", {})
+    used = credits.get("used_total", "?") if isinstance(credits, dict) else credits
+    click.echo(f"  API calls: {usage.get('calls_total', '?')}, credits used: {used} "
+               f"of {credits.get('limit', '?') if isinstance(credits, dict) else '?'} a day")
     chain = ledger.verify_chain()  # type: ignore[attr-defined]
     click.echo(f"  ledger audit chain: {'intact' if chain.ok else 'BROKEN'} ({chain.entries:,} entries)")
     reports = home / "reports"
