@@ -21,6 +21,7 @@ from typing import Any, Literal
 import duckdb
 
 from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.ledger.human_edits import edited_since_our_write
 from dentrix_zoho.ledger.models import AuditEntry, CrosswalkRow
 from dentrix_zoho.zoho import ZohoClient
 
@@ -86,13 +87,6 @@ def find_deletions(con: duckdb.DuckDBPyConnection, ledger: Ledger, office_id: st
     return sorted(gone, key=lambda r: (order.get(r.zoho_module, -1), r.source_object, r.source_id))
 
 
-def _edited_by_someone_else(record: dict[str, Any], row: CrosswalkRow, integration_user_id: str | None) -> bool:
-    modified_by = record.get("Modified_By") or {}
-    if integration_user_id and isinstance(modified_by, dict) and modified_by.get("id") not in (None, integration_user_id):
-        return True
-    return bool(row.zoho_modified_time) and record.get("Modified_Time") not in (None, row.zoho_modified_time)
-
-
 def _integration_user_id(client: ZohoClient) -> str | None:
     users = client.users(type="CurrentUser")
     return str(users[0]["id"]) if users else None
@@ -129,7 +123,7 @@ def apply_deletions(
                 result.already_gone += 1
                 ledger.mark_deleted(run_id, module, [row.zoho_id],
                                     [AuditEntry(run_id, "delete", module, "ok", row.source_id, row.zoho_id, "ALREADY_GONE")])
-            elif _edited_by_someone_else(record, row, me):
+            elif edited_since_our_write(row.zoho_modified_time, record, [me] if me else ()):
                 result.human_edited += 1
                 audit.append(AuditEntry(run_id, "skip_delete", module, "ok", row.source_id, row.zoho_id, "HUMAN_EDITED"))
             else:

@@ -8,7 +8,6 @@ it: we created it) or existed before us (we keep its pre-image before touching i
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
+from dentrix_zoho.ledger.human_edits import edited_since_our_write
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
@@ -325,13 +325,6 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
 
 
-def _instant(text: Any) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(text))
-    except (TypeError, ValueError):
-        return None
-
-
 def _integration_user(ctx: LoadContext) -> str | None:
     """The Zoho user id this migration writes as (once per run)."""
     if "integration_user" not in ctx.run_cache:
@@ -354,16 +347,12 @@ def hold_human_edits(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], cr
         return rows
     stamps = current_stamps(ctx.client, step.module, [x.zoho_id for x in ours.values()])
     me = _integration_user(ctx)
-    edited: set[str] = set()
-    for source_id, x in ours.items():
-        now = stamps.get(x.zoho_id) or {}
-        recorded, current = _instant(x.zoho_modified_time), _instant(now.get("Modified_Time"))
-        by = (now.get("Modified_By") or {}).get("id") if isinstance(now.get("Modified_By"), dict) else None
-        if recorded is None or current is None:
-            continue
-        # Zoho stamps to the second: in the same second, who wrote last decides.
-        if current > recorded or (current == recorded and me is not None and by not in (None, me)):
-            edited.add(source_id)
+    edited = {
+        source_id for source_id, x in ours.items()
+        # No stamp read back (not found): nothing to compare, as before.
+        if (now := stamps.get(x.zoho_id)) and now.get("Modified_Time")
+        and edited_since_our_write(x.zoho_modified_time, now, [me] if me else ())
+    }
     if not edited:
         return rows
     overwrite = ctx.options.human_edits == "overwrite"

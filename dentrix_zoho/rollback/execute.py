@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from dentrix_zoho.ledger import AuditEntry, Ledger
 from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, RollbackItem, RollbackPlan, RollbackStep
-from dentrix_zoho.rollback.records import matches_pre_image, modified_by_id, restore_payload, same_instant
+from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id
+from dentrix_zoho.rollback.records import matches_pre_image, restore_payload
 from dentrix_zoho.rollback.writer import ALREADY_GONE_CODES, RollbackWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -310,14 +311,8 @@ class _Runner:
         return current
 
     def _may_touch(self, op: str, module: str, item: RollbackItem, current: Mapping[str, Any]) -> bool:
-        now = _text(current.get("Modified_Time"))
-        same = same_instant(item.expected_modified_time, now)
-        if same is not False and self.our_users:
-            # No Modified_Time recorded, or the same second (Zoho stamps to the second):
-            # whoever wrote last tells whether it was us.
-            last_writer = modified_by_id(current)
-            if last_writer is not None:
-                same = last_writer in self.our_users
+        edited = edited_since_our_write(item.expected_modified_time, current, self.our_users)
+        same = None if edited is None else not edited
         if same is None:
             self.result.unverified += 1
             return True
@@ -332,7 +327,7 @@ class _Runner:
                 source_object=item.source_object,
                 source_id=item.source_id,
                 recorded_modified_time=item.expected_modified_time,
-                current_modified_time=now,
+                current_modified_time=_text(current.get("Modified_Time")),
                 modified_by_id=modified_by_id(current),
                 action=action,
             )

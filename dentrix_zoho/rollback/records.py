@@ -4,8 +4,9 @@ our own state from someone else's edit."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import datetime
 from typing import Any
+
+from dentrix_zoho.ledger.human_edits import modified_by_id, same_instant  # noqa: F401 - re-exported
 
 # Fields Zoho sets itself; sending them back in an update is at best ignored.
 SYSTEM_FIELDS: frozenset[str] = frozenset(
@@ -76,26 +77,6 @@ def matches_pre_image(current: Mapping[str, Any], payload: Mapping[str, Any]) ->
         elif _normalise(have) != _normalise(wanted):
             return False
     return True
-
-
-def same_instant(recorded: str | None, current: str | None) -> bool | None:
-    """Whether two Modified_Time stamps are the same moment; None if unknown."""
-    if recorded is None:
-        return None
-    if current is None:
-        return False
-    try:
-        return datetime.fromisoformat(recorded) == datetime.fromisoformat(current)
-    except ValueError:
-        return recorded == current
-
-
-def modified_by_id(record: Mapping[str, Any]) -> str | None:
-    value = record.get("Modified_By")
-    if isinstance(value, Mapping):
-        found = value.get("id")
-        return None if found is None else str(found)
-    return None
 
 
 def _is_subform(value: list[Any]) -> bool:
