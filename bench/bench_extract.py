@@ -77,7 +77,7 @@ def child(kind: str, source: str, obj_name: str, out_dir: str) -> None:
     from dentrix_zoho.source.catalog import CATALOG
     from dentrix_zoho.source.connection import open_source
     from dentrix_zoho.source.extract import iter_chunks, plan_columns
-    from dentrix_zoho.staging.store import StagingStore
+    from dentrix_zoho.staging.store import StageFailure, StagingStore
 
     objects = list(CATALOG.values()) if obj_name == WHOLE_CATALOG else [CATALOG[obj_name]]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -93,8 +93,10 @@ def child(kind: str, source: str, obj_name: str, out_dir: str) -> None:
             # close checkpoints). The whole catalog goes through one store connection, as the CLI does.
             store = StagingStore(Path(out_dir) / f"{obj_name}-{kind}-{os.getpid()}.duckdb")
             with store.connect() as con:
-                for obj in objects:
-                    rows += store.stage_object(con, conn, obj, office_id="bench", snapshot_id="b").rows
+                for outcome in store.stage_many(con, conn, objects, office_id="bench", snapshot_id="b"):
+                    if isinstance(outcome, StageFailure):
+                        raise outcome.error
+                    rows += outcome.rows
         seconds = time.perf_counter() - started
     print(json.dumps({
         "rows": rows,
@@ -131,7 +133,7 @@ def measure(source: str, obj_name: str, out_dir: Path) -> dict[str, dict[str, fl
 
 
 def main() -> int:
-    from dentrix_zoho.staging.parallel import DEFAULT_WORKERS, PARALLEL_MIN_ROWS
+    from dentrix_zoho.staging.readers import DEFAULT_WORKERS, PARALLEL_MIN_ROWS
 
     db = office_practice()
     paths = {"sqlalchemy": f"sqlite:///{db}"}

@@ -5,7 +5,7 @@ trimmed of c-tree's CHAR padding (blank becomes NULL), typed, plus
 
 * ``_office_id``   - which practice the row came from (ids overlap between offices),
 * ``_source_key``  - the catalog key joined with ':' (the row's identity),
-* ``_row_hash``    - md5 over the typed values, the change detector for deltas,
+* ``_row_hash``    - DuckDB's hash over the typed values, the change detector for deltas,
 * ``_snapshot_id`` - which extraction produced the row.
 
 A re-stage loads into a side table and swaps it in, so readers never see half a
@@ -16,27 +16,24 @@ process: callers serialise writers (a Dagster pool of limit 1).
 Why the pipeline looks the way it does (``bench/bench_extract.py`` measures it
 against the bare driver fetch):
 
+* A staging run stages many objects through one writer connection (``stage_many``);
+  readers work ahead of it (``staging.readers``), so the source is read while DuckDB
+  loads and commits, and the fixed costs of a run (opening the file, starting
+  readers, the checkpoint at close) are paid once, not per object.
 * Driver rows become Arrow through struct arrays (``ArrowChunker``), each column's
-  type learnt from the first chunk; that conversion costs about a third to a half
-  of the fetch itself and, like the fetch, holds the GIL.
-* DuckDB reads all chunks of an object as one Arrow stream and trims, types, keys
-  and hashes them in one ``CREATE TABLE ... AS`` while they arrive (``load_chunks``),
-  on one DuckDB thread and without compression (``_staging_settings``): measured,
-  a second thread adds a third to DuckDB's CPU time without making it faster, and
-  compression a quarter, for a file about three times smaller
-  (``StagingStore(compress=True)`` when disk matters more).
-* Fetch and convert run on a producer thread, overlapping DuckDB; but since both
-  need the GIL, one process stays below about two thirds of the raw fetch rate.
-  So a large table keyed by one integer is read by ``DENTRIX_EXTRACT_WORKERS``
-  reader processes (default 2) in key-range slices (``staging.parallel``), each
-  with its own connection, sending Arrow IPC to this process, which stays the
-  only DuckDB writer. Rows and hashes are the same whichever way they are read.
-* Fixed costs per object: opening the file (~20 ms), one transaction from the first
-  row to the snapshot record (one sync, ~15 ms), the checkpoint at close (~30 ms).
-  Against a local SQLite file that is more than the whole raw fetch of an
-  8,000-row table (~50 ms), so small tables stage at well under the raw rate; over
-  a network to c-treeACE the fetch dominates.
-* Memory is bounded by the chunk size and the queue depths, and DuckDB's budget
+  type learnt from the first chunk, and are conformed in the reader (``conform``):
+  text trimmed of CHAR padding and timestamps typed there, by Arrow, two to five
+  times faster than DuckDB's TRIM and cast, and off the writer's core.
+* DuckDB reads all chunks of an object as one Arrow stream and narrows, keys and
+  hashes them in one ``CREATE TABLE ... AS`` while they arrive (``load_chunks``), on
+  one DuckDB thread, flushing each row group as it fills (rather than all of them
+  at commit), without compression (``_staging_settings``): measured, a second thread
+  adds a third to DuckDB's CPU time without making it faster, and compression a
+  quarter, for a file about three times smaller (``StagingStore(compress=True)``).
+* One transaction per object, from the first row to the snapshot record: readers of
+  the file see the old table or the new one, and a failed object leaves its previous
+  snapshot while the others go on.
+* Memory is bounded by the chunk size, the read-ahead budget and DuckDB's budget
   (``memory_limit``): it does not grow with the table.
 """
 
@@ -53,24 +50,16 @@ from datetime import date as date_type
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dentrix_zoho.source.catalog import CatalogColumn, CatalogObject
-from dentrix_zoho.source.connection import DentrixConnection
-from dentrix_zoho.source.extract import (
-    DEFAULT_CHUNK_ROWS,
-    ColumnPlan,
-    integer_key,
-    iter_chunks,
-    key_bounds,
-    plan_columns,
-    split_key_range,
-)
-from dentrix_zoho.staging.parallel import PARALLEL_MIN_ROWS, SLICES_PER_WORKER, ParallelRead, extract_workers
+from dentrix_zoho.source.connection import DentrixConnection, SourceError
+from dentrix_zoho.source.extract import DEFAULT_CHUNK_ROWS, ColumnPlan
+from dentrix_zoho.staging.readers import ObjectRead, StagingReads, describe_error, extract_workers, plan_read
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +80,12 @@ DUCK_TYPES = {
 ProgressFn = Callable[[str, int], None]
 
 
-class ArrowChunks(Protocol):
-    """Arrow tables of one object that must be closed if not read to the end."""
+@dataclass(frozen=True)
+class StageFailure:
+    """An object that could not be staged this run; its previous snapshot, if any, is untouched."""
 
-    def __iter__(self) -> Iterator[pa.Table]: ...
-
-    def close(self) -> None: ...
+    object_name: str
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -122,11 +111,9 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# The Arrow type every chunk is conformed to before DuckDB reads it: one fixed
-# schema lets DuckDB read the whole object as a single stream. Timestamps travel
-# as ISO text so that both drivers (text from sqlite3, datetime from ODBC) give
-# the same typed value, and so the same row hash.
-RAW_ARROW_TYPES: dict[str, pa.DataType] = {
+# What a driver is assumed to return for a column it gave only NULLs for in the first
+# chunk (``ArrowChunker``): the SQLite stand-in returns timestamps as ISO text.
+DRIVER_ARROW_TYPES: dict[str, pa.DataType] = {
     "INTEGER": pa.int64(),
     "SMALLINT": pa.int64(),
     "VARCHAR": pa.string(),
@@ -135,27 +122,67 @@ RAW_ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOL": pa.bool_(),
 }
 
+# The Arrow type of every column of a chunk DuckDB reads (``conform``): text already
+# trimmed of CHAR padding (blank is NULL) and timestamps already typed. Arrow does that
+# two to five times faster than DuckDB's TRIM and timestamp cast, and it runs in the
+# reader processes, beside the one DuckDB writer. Both drivers' values (text from
+# sqlite3, datetime from ODBC) end as the same typed value, so the same row hash.
+# Numbers are narrowed and money rounded by DuckDB (``_final_expr``).
+CHUNK_ARROW_TYPES: dict[str, pa.DataType] = {
+    **DRIVER_ARROW_TYPES,
+    "DATETIME": pa.timestamp("us"),
+}
+# Marks a schema as conformed, so that a chunk is never trimmed twice (and a raw chunk
+# whose columns happen to have the same types is never taken for a conformed one).
+_CONFORMED = {b"dentrix_zoho": b"conformed"}
 
-def raw_schema(obj: CatalogObject | Sequence[CatalogColumn]) -> pa.Schema:
+
+def chunk_schema(obj: CatalogObject | Sequence[CatalogColumn]) -> pa.Schema:
     columns = obj.columns if isinstance(obj, CatalogObject) else obj
-    return pa.schema([(c.name, RAW_ARROW_TYPES[c.type]) for c in columns])
+    return pa.schema([(c.name, CHUNK_ARROW_TYPES[c.type]) for c in columns], metadata=_CONFORMED)
+
+
+def _blank_to_null(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _padding_trimmed(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    # Spaces only, as c-tree pads CHAR columns (and as DuckDB's TRIM does): a note's
+    # trailing line break is the note's own.
+    return _blank_to_null(pc.ascii_trim(text, characters=" "))
+
+
+def _duckdb_timestamps(text: pa.Array) -> pa.Array:
+    """Timestamp text Arrow's ISO parser refuses ('2026-11-01 9:30') typed by DuckDB's own, laxer cast."""
+    con = duckdb.connect()
+    try:
+        con.register("timestamp_text", pa.table({"v": text}))
+        typed = con.execute("SELECT CAST(v AS TIMESTAMP) AS v FROM timestamp_text").to_arrow_table()
+        return pc.cast(typed.column(0), pa.timestamp("us")).combine_chunks()
+    finally:
+        con.close()
 
 
 def _conform_column(array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn) -> pa.Array:
-    if array.type == target:
-        return array
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), target)
-    if pa.types.is_string(array.type) and not pa.types.is_string(target):
+    if column.type == "VARCHAR":
+        return _padding_trimmed(array if pa.types.is_string(array.type) else pc.cast(array, pa.string()))
+    if column.type == "DATETIME":
+        if not pa.types.is_string(array.type):
+            return pc.cast(array, target)  # datetime or date values from an ODBC driver
+        text = _padding_trimmed(array)
+        try:
+            return pc.cast(text, target)
+        except pa.ArrowInvalid:
+            return _duckdb_timestamps(text)
+    if array.type == target:
+        return array
+    if pa.types.is_string(array.type):
         # Text in a numeric column (SQLite is dynamically typed): trim, blank is NULL.
-        trimmed = pc.utf8_trim_whitespace(array)
-        array = pc.if_else(pc.equal(trimmed, ""), pa.nulls(len(array), pa.string()), trimmed)
+        array = _blank_to_null(pc.utf8_trim_whitespace(array))
         if pa.types.is_boolean(target):
             return pc.cast(pc.cast(array, pa.int64()), target)
-    if (pa.types.is_timestamp(array.type) or pa.types.is_date(array.type)) and pa.types.is_string(target):
-        # ISO text ('2026-11-01 09:30:00.000000', '2026-11-01'): DuckDB types it to the same
-        # TIMESTAMP as sqlite3's text, and the cast is ten times faster than strftime.
-        return pc.cast(array, target)
     try:
         return pc.cast(array, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -163,7 +190,8 @@ def _conform_column(array: pa.ChunkedArray | pa.Array, target: pa.DataType, colu
 
 
 def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schema: pa.Schema) -> pa.Table:
-    if table.schema.equals(schema):
+    """A driver chunk -> ``schema`` (``chunk_schema``): text trimmed, blank NULL, timestamps typed."""
+    if table.schema.equals(schema, check_metadata=True):
         return table
     columns = obj.columns if isinstance(obj, CatalogObject) else obj
     arrays = [
@@ -173,12 +201,10 @@ def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schem
 
 
 def _final_expr(column: CatalogColumn) -> str:
-    """Raw column -> the staged column: trimmed of CHAR padding (blank is NULL), typed."""
+    """Conformed column -> the staged column: numbers narrowed to the catalog's type, money rounded."""
     ref = _q(column.name)
-    if column.type == "VARCHAR":
-        return f"NULLIF(TRIM({ref}), '')"
-    if column.type == "DATETIME":
-        return f"CAST(NULLIF(TRIM({ref}), '') AS TIMESTAMP)"
+    if column.type in ("VARCHAR", "DATETIME"):
+        return ref
     return f"CAST({ref} AS {duck_type(column)})"
 
 
@@ -199,7 +225,7 @@ def load_chunks(
     database work overlaps the fetch instead of following it. Full stages and
     delta stages both come through here, so their row hashes agree.
     """
-    schema = raw_schema(obj)
+    schema = chunk_schema(obj)
     rows_done = 0
 
     failure: BaseException | None = None
@@ -247,7 +273,7 @@ def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequen
     queue keeps memory flat whatever the table's size.
     """
     to_arrow = ArrowChunker(columns)
-    schema = raw_schema(columns)
+    schema = chunk_schema(columns)
     handoff: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2)
 
     def produce() -> None:
@@ -277,27 +303,6 @@ def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequen
             except queue.Empty:
                 pass
         producer.join()
-
-
-def source_arrow_chunks(
-    source: DentrixConnection,
-    obj: CatalogObject,
-    plan: ColumnPlan,
-    *,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    workers: int = 1,
-) -> ArrowChunks:
-    """Every row of ``obj`` as Arrow tables in its raw schema: sliced over ``workers`` processes when that pays.
-
-    Close the result when done with it (the reader processes or thread stop early).
-    """
-    key = integer_key(obj) if workers > 1 else None
-    bounds = key_bounds(source, obj, key) if key else None
-    if key and bounds and bounds[1] - bounds[0] + 1 >= PARALLEL_MIN_ROWS:
-        slices = split_key_range(bounds[0], bounds[1], workers * SLICES_PER_WORKER)
-        log.debug("reading %s in %d key slices over %d workers", obj.name, len(slices), workers)
-        return ParallelRead(source, obj, plan, key, slices, workers=workers, chunk_rows=chunk_rows)
-    return iter_arrow_chunks(iter_chunks(source, obj, chunk_rows=chunk_rows, plan=plan), obj.columns)
 
 
 def _row_hash_expr(columns: Sequence[CatalogColumn]) -> str:
@@ -390,7 +395,7 @@ class ArrowChunker:
             learned = _arrow_type_for(column, sample) if sample is not None else None
             # NULL throughout the first chunk, or a value Arrow must infer: the catalog's plain
             # type from now on (a chunk that does not fit goes column by column, inferred).
-            self.types[i], self.known[i] = learned or RAW_ARROW_TYPES[column.type], True
+            self.types[i], self.known[i] = learned or DRIVER_ARROW_TYPES[column.type], True
 
 
 @contextlib.contextmanager
@@ -401,11 +406,17 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool) -> Iter
     thread only adds synchronisation (a third of the statement's CPU time, taken from
     the readers). No compression unless asked for: choosing and applying it costs a
     quarter of DuckDB's share of a large table, for a file about three times smaller.
+    Each row group is written as soon as it is full (DuckDB buffers five by default,
+    which for any of our tables means writing everything at commit, after the last
+    row, instead of while the readers still fetch): a 250k-row table's commit drops
+    from about 100 ms to 20.
     """
-    threads, compression = con.execute(
-        "SELECT current_setting('threads'), current_setting('force_compression')"
+    threads, compression, buffered = con.execute(
+        "SELECT current_setting('threads'), current_setting('force_compression'), "
+        "current_setting('write_buffer_row_group_count')"
     ).fetchone()
     con.execute("SET threads = 1")
+    con.execute("SET write_buffer_row_group_count = 1")
     if not compress:
         con.execute("SET force_compression = 'uncompressed'")
     try:
@@ -413,6 +424,7 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool) -> Iter
     finally:
         con.execute(f"SET threads = {int(threads)}")
         con.execute(f"SET force_compression = '{compression}'")
+        con.execute(f"SET write_buffer_row_group_count = {int(buffered)}")
 
 
 class StagingStore:
@@ -469,24 +481,86 @@ class StagingStore:
         progress: ProgressFn | None = None,
         workers: int | None = None,
     ) -> StageResult:
-        """Stream ``obj`` from the source into ``dentrix.<obj>``; returns counts only.
+        """Stage one object (see ``stage_many``); raises its error if it fails."""
+        (outcome,) = self.stage_many(
+            con, source, [obj], office_id=office_id, snapshot_id=snapshot_id,
+            chunk_rows=chunk_rows, progress=progress, workers=workers,
+        )
+        if isinstance(outcome, StageFailure):
+            raise outcome.error
+        return outcome
 
-        ``workers`` reader processes (``DENTRIX_EXTRACT_WORKERS`` when None) read a
-        large integer-keyed table in key-range slices; anything else is read over
-        ``source`` alone. Both give the same staged rows and hashes.
+    def stage_many(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: DentrixConnection,
+        objects: Sequence[CatalogObject],
+        *,
+        office_id: str,
+        snapshot_id: str,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        progress: ProgressFn | None = None,
+        workers: int | None = None,
+    ) -> Iterator[StageResult | StageFailure]:
+        """Stream each object from the source into ``dentrix.<obj>``, in order; yields one outcome per object.
+
+        ``workers`` readers (``DENTRIX_EXTRACT_WORKERS`` when None) read ahead of this
+        connection, the only writer (``staging.readers``). An object that cannot be read
+        or loaded is rolled back (its previous snapshot stays) and reported as a
+        ``StageFailure``; the others go on. Outcomes carry counts only.
         """
+        workers = extract_workers() if workers is None else workers
+        planned: list[ObjectRead | StageFailure] = []
+        for obj in objects:
+            try:
+                planned.append(plan_read(source, obj, workers=workers))
+            except Exception as exc:  # noqa: BLE001 - SourceError, worded for the operator
+                planned.append(StageFailure(obj.name, exc))
+        reads = [p for p in planned if isinstance(p, ObjectRead)]
+        if not reads:
+            yield from (p for p in planned if isinstance(p, StageFailure))
+            return
+        readers = StagingReads(source, reads, workers=workers, chunk_rows=chunk_rows)
+        with contextlib.closing(readers), _staging_settings(con, compress=self.compress):
+            index = 0
+            for item in planned:
+                if isinstance(item, StageFailure):
+                    yield item
+                    continue
+                yield self._stage_read(
+                    con, source, item, readers, index, office_id=office_id, snapshot_id=snapshot_id,
+                    progress=progress,
+                )
+                index += 1
+
+    def _stage_read(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: DentrixConnection,
+        read: ObjectRead,
+        readers: StagingReads,
+        index: int,
+        *,
+        office_id: str,
+        snapshot_id: str,
+        progress: ProgressFn | None,
+    ) -> StageResult | StageFailure:
+        obj = read.obj
         started = time.perf_counter()
         started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-        plan = plan_columns(source, obj)
-        chunks = source_arrow_chunks(
-            source, obj, plan, chunk_rows=chunk_rows, workers=extract_workers() if workers is None else workers
-        )
         loading = f"{STAGING_SCHEMA}.{_q(obj.name + '__loading')}"
-        with contextlib.closing(chunks), _staging_settings(con, compress=self.compress):
+        try:
             rows_done = self._load_and_swap(
-                con, source, obj, plan, chunks, loading,
+                con, source, obj, read.plan, readers.chunks(index), loading,
                 office_id=office_id, snapshot_id=snapshot_id, started_at=started_at, progress=progress,
             )
+        except Exception as exc:  # noqa: BLE001 - this object fails, rolled back; the run goes on
+            readers.discard(index)
+            error = exc if isinstance(exc, SourceError) else SourceError(
+                f"staging {obj.name} failed: {describe_error(exc)}"
+            )
+            log.warning("%s", error)
+            return StageFailure(obj.name, error)
         columns = tuple((c.name, duck_type(c)) for c in obj.columns) + tuple(
             (name, "VARCHAR") for name in SYSTEM_COLUMNS
         )
@@ -495,7 +569,7 @@ class StagingStore:
             rows=rows_done,
             seconds=time.perf_counter() - started,
             snapshot_id=snapshot_id,
-            missing_optional=plan.missing_optional,
+            missing_optional=read.plan.missing_optional,
             columns=columns,
         )
 

@@ -159,11 +159,16 @@ def test_optional_column_absent_in_this_version_reads_as_null(tiny_practice: Pat
     assert nulls == result.rows > 0
 
 
-# --- key-range slices and parallel readers ----------------------------------------------------
+# --- key-range slices, reader processes, read-ahead --------------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime  # noqa: E402
 
 from dentrix_zoho.source.extract import KeySlice, split_key_range  # noqa: E402
-from dentrix_zoho.staging import store as store_module  # noqa: E402
-from dentrix_zoho.staging.parallel import ParallelRead, extract_workers  # noqa: E402
+from dentrix_zoho.staging import readers as readers_module  # noqa: E402
+from dentrix_zoho.staging.readers import StagingReads, extract_workers, plan_read  # noqa: E402
+from dentrix_zoho.staging.store import StageFailure  # noqa: E402
 
 
 def _keys_in(key_slice: KeySlice, keys: list[int | None]) -> list[int | None]:
@@ -202,13 +207,6 @@ def test_extract_workers_setting() -> None:
             extract_workers({"DENTRIX_EXTRACT_WORKERS": bad})
 
 
-def _stage_with(source: str, path: Path, workers: int, objects: list[str]) -> None:
-    store = StagingStore(path)
-    with open_source(source) as conn, store.connect() as con:
-        for name in objects:
-            store.stage_object(con, conn, CATALOG[name], office_id="office-1", snapshot_id="s", workers=workers)
-
-
 def _assert_same_staged_rows(path: Path, other: Path, objects: list[str]) -> None:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -227,38 +225,32 @@ def _assert_same_staged_rows(path: Path, other: Path, objects: list[str]) -> Non
 
 
 SLICED = ["fullproclog", "appt", "patient", "address"]
+MIXED = [*SLICED, "v_patient", "recallpending", "rsc"]  # views and composite keys are read whole
 
 
 @pytest.mark.parametrize("kind", ["sqlalchemy", pytest.param("odbc", marks=[
     pytest.mark.odbc, pytest.mark.skipif(not HAS_ODBC, reason="unixODBC not installed")])])
-def test_parallel_readers_stage_the_same_rows_and_hashes_as_one_connection(
+def test_reader_processes_stage_the_same_rows_and_hashes_as_one_connection(
     tiny_practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     source = f"sqlite:///{tiny_practice}" if kind == "sqlalchemy" else odbc_string(tiny_practice)
-    _stage_with(source, tmp_path / "one.duckdb", 1, SLICED)
-    reads: list[str] = []
-
-    class CountingRead(ParallelRead):
-        def __init__(self, source, obj, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            reads.append(obj.name)
-            super().__init__(source, obj, *args, **kwargs)
-
-    # The tiny practice's tables are far below the size that is worth slicing: slice them anyway.
-    monkeypatch.setattr(store_module, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(store_module, "ParallelRead", CountingRead)
-    _stage_with(source, tmp_path / "two.duckdb", 2, SLICED)
-    assert reads == SLICED
-    _assert_same_staged_rows(tmp_path / "two.duckdb", tmp_path / "one.duckdb", SLICED)
+    stage_objects(source, tmp_path / "one.duckdb", office_id="office-1", objects=MIXED, workers=1)
+    # The tiny practice's tables are far below the size worth slicing: slice them anyway.
+    monkeypatch.setattr(readers_module, "PARALLEL_MIN_ROWS", 1)
+    with open_source(source) as conn:
+        parts = {name: plan_read(conn, CATALOG[name], workers=2).parts for name in MIXED}
+    assert all(parts[name] > 1 for name in SLICED), parts
+    assert all(parts[name] == 1 for name in MIXED if name not in SLICED), parts
+    stage_objects(source, tmp_path / "two.duckdb", office_id="office-1", objects=MIXED, workers=2)
+    _assert_same_staged_rows(tmp_path / "two.duckdb", tmp_path / "one.duckdb", MIXED)
 
 
-def test_a_failing_reader_process_fails_the_stage_and_keeps_the_old_table(
-    tiny_practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_reader_process_that_cannot_connect_fails_the_stage_and_keeps_the_old_table(
+    tiny_practice: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "practice.db"
     shutil.copy(tiny_practice, copy)
-    path = tmp_path / "staging.duckdb"
-    store = StagingStore(path)
-    monkeypatch.setattr(store_module, "PARALLEL_MIN_ROWS", 1)
+    store = StagingStore(tmp_path / "staging.duckdb")
     with open_source(f"sqlite:///{copy}") as conn, store.connect() as con:
         first = store.stage_object(con, conn, CATALOG["appt"], office_id="o", snapshot_id="s1", workers=2)
         copy.unlink()  # this connection keeps reading the open file; a reader cannot open it any more
@@ -267,3 +259,90 @@ def test_a_failing_reader_process_fails_the_stage_and_keeps_the_old_table(
         assert con.execute("SELECT DISTINCT _snapshot_id FROM dentrix.appt").fetchall() == [("s1",)]
         assert store.staged_count(con, "appt") == first.rows
         assert con.execute("SELECT count(*) FROM staging_meta.snapshots").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_bad_object_fails_alone_and_its_error_quotes_no_value(
+    tiny_practice: Path, tmp_path: Path, workers: int
+) -> None:
+    # A patient's name where a number belongs, and a view that is gone.
+    altered = _copy_without(
+        tiny_practice, tmp_path,
+        "UPDATE appt SET timehr = 'Zebulon' WHERE apptid = (SELECT min(apptid) FROM appt); DROP VIEW v_patient;",
+    )
+    store = StagingStore(tmp_path / "staging.duckdb")
+    names = ["patient", "appt", "v_patient", "address"]
+    with open_source(f"sqlite:///{altered}") as conn, store.connect() as con:
+        outcomes = list(store.stage_many(
+            con, conn, [CATALOG[n] for n in names], office_id="o", snapshot_id="s", workers=workers
+        ))
+        assert [o.object_name for o in outcomes] == names
+        failed = {o.object_name: str(o.error) for o in outcomes if isinstance(o, StageFailure)}
+        assert set(failed) == {"appt", "v_patient"}
+        assert "timehr" in failed["appt"] and "Zebulon" not in failed["appt"]
+        assert "admin.v_patient" in failed["v_patient"]
+        assert store.staged_objects(con) == ["address", "patient"]
+        for name in ("patient", "address"):
+            assert store.staged_count(con, name) == source_count(altered, name)
+    with pytest.raises(SourceError, match="2 objects could not be staged"):
+        stage_objects(f"sqlite:///{altered}", tmp_path / "again.duckdb", office_id="o", objects=names)
+
+
+def test_timestamp_text_arrow_cannot_parse_is_typed_as_duckdb_types_it(tiny_practice: Path, tmp_path: Path) -> None:
+    altered = _copy_without(
+        tiny_practice, tmp_path,
+        "UPDATE appt SET apptdate = '2026-11-01 9:30  ' WHERE apptid = (SELECT min(apptid) FROM appt);"
+        "UPDATE appt SET brokendate = '   ' WHERE apptid = (SELECT max(apptid) FROM appt);",
+    )
+    path = tmp_path / "staging.duckdb"
+    stage_objects(f"sqlite:///{altered}", path, office_id="o", objects=["appt"])
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        first = con.execute("SELECT apptdate FROM dentrix.appt ORDER BY apptid LIMIT 1").fetchone()[0]
+        last = con.execute("SELECT brokendate FROM dentrix.appt ORDER BY apptid DESC LIMIT 1").fetchone()[0]
+    finally:
+        con.close()
+    assert first == datetime(2026, 11, 1, 9, 30)
+    assert last is None
+
+
+def test_read_ahead_is_bounded_and_objects_arrive_whole_in_order(
+    tiny_practice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = 200_000
+    monkeypatch.setattr(readers_module, "READ_AHEAD_BYTES", budget)
+    monkeypatch.setattr(readers_module, "PARALLEL_MIN_ROWS", 1)
+    names = ["fullproclog", "appt", "clinicalnote", "patient", "v_patient", "rsc"]
+    peak = 0
+    with open_source(f"sqlite:///{tiny_practice}") as conn:
+        reads = [plan_read(conn, CATALOG[n], workers=2) for n in names]
+        staging_reads = StagingReads(conn, reads, workers=2, chunk_rows=500)
+        try:
+            largest_chunk = 0
+            for index, name in enumerate(names):
+                rows = 0
+                for chunk in staging_reads.chunks(index):
+                    time.sleep(0.02)  # a slow writer: the readers run ahead as far as they may
+                    peak = max(peak, staging_reads.buffered_bytes)
+                    largest_chunk = max(largest_chunk, chunk.nbytes)
+                    rows += chunk.num_rows
+                assert rows == source_count(tiny_practice, name), name
+        finally:
+            staging_reads.close()
+    # Everything waiting, whatever the tables' sizes: the budget, plus the chunk of the
+    # object being loaded that is always let in, plus the one in hand.
+    assert 0 < peak <= budget + 2 * largest_chunk
+    assert not any(p.is_alive() for p in staging_reads.processes)
+
+
+def test_closing_a_run_midway_stops_its_readers(tiny_practice: Path) -> None:
+    with open_source(f"sqlite:///{tiny_practice}") as conn:
+        reads = [plan_read(conn, CATALOG[n], workers=2) for n in ("fullproclog", "appt", "patient")]
+        staging_reads = StagingReads(conn, reads, workers=2, chunk_rows=100)
+        next(iter(staging_reads.chunks(0)))
+        closer = threading.Thread(target=staging_reads.close)
+        closer.start()
+        closer.join(timeout=20)
+        assert not closer.is_alive()
+    assert not any(p.is_alive() for p in staging_reads.processes)
+    assert not any(t.is_alive() for t in staging_reads.threads)

@@ -1,12 +1,15 @@
-"""Phase 1, audit & extract: one staging asset per Dentrix object, then the source audit."""
+"""Phase 1, audit & extract: one asset per Dentrix object, staged together by one multi-asset run; then the source audit."""
 
+
+import time
+from collections.abc import Iterator
 
 import dagster as dg
 
 from dentrix_zoho.defs.source.resources import DentrixSourceResource
 from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
 from dentrix_zoho.source.catalog import CATALOG, CatalogObject
-from dentrix_zoho.staging.store import new_snapshot_id
+from dentrix_zoho.staging.store import StageFailure, new_snapshot_id
 
 STAGING_GROUP = "dentrix"
 PROGRESS_EVERY_ROWS = 100_000
@@ -20,52 +23,85 @@ def _column_schema(columns: tuple[tuple[str, str], ...]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=n, type=t) for n, t in columns])
 
 
-def _build_staging_asset(obj: CatalogObject) -> dg.AssetsDefinition:
-    @dg.asset(
+def _staging_spec(obj: CatalogObject) -> dg.AssetSpec:
+    return dg.AssetSpec(
         key=staged_asset_key(obj.name),
         group_name=STAGING_GROUP,
         kinds={"duckdb", "sql"},
-        pool=DUCKDB_POOL,
         description=(
             f"Dentrix {obj.kind} `admin.{obj.name}` staged into DuckDB as `dentrix.{obj.name}`: "
             f"trimmed, typed, with office id, source key, row hash and snapshot id. {obj.description}"
         ),
         metadata={"dentrix_object": obj.name, "key_columns": ", ".join(obj.key)},
     )
-    def _stage(
-        context: dg.AssetExecutionContext,
-        dentrix: DentrixSourceResource,
-        workspace: WorkspaceResource,
-    ) -> dg.MaterializeResult:
-        next_report = PROGRESS_EVERY_ROWS
 
-        def progress(name: str, rows: int) -> None:
-            nonlocal next_report
-            if rows >= next_report:
-                context.log.info(f"{name}: {rows:,} rows staged so far")
-                next_report += PROGRESS_EVERY_ROWS
 
-        snapshot_id = new_snapshot_id()
-        with dentrix.open() as conn, workspace.staging.connect() as con:
-            result = workspace.staging.stage_object(
-                con, conn, obj, office_id=workspace.office_id, snapshot_id=snapshot_id, progress=progress
+@dg.multi_asset(
+    name="dentrix_staging",
+    specs=[_staging_spec(obj) for obj in CATALOG.values()],
+    can_subset=True,
+    pool=DUCKDB_POOL,
+    description=(
+        "Every selected Dentrix object staged in one run: one DuckDB writer, reader processes "
+        "(DENTRIX_EXTRACT_WORKERS) reading the next objects while it loads. Each object is its own "
+        "asset, committed on its own; one that fails leaves its previous snapshot and fails the step."
+    ),
+)
+def dentrix_staging(
+    context: dg.AssetExecutionContext,
+    dentrix: DentrixSourceResource,
+    workspace: WorkspaceResource,
+) -> Iterator[dg.MaterializeResult]:
+    selected = [obj for obj in CATALOG.values() if staged_asset_key(obj.name) in context.selected_asset_keys]
+    next_report: dict[str, int] = {}
+
+    def progress(name: str, rows: int) -> None:
+        if rows >= next_report.setdefault(name, PROGRESS_EVERY_ROWS):
+            context.log.info(f"{name}: {rows:,} rows staged so far")
+            next_report[name] += PROGRESS_EVERY_ROWS
+
+    snapshot_id = new_snapshot_id()
+    started = time.perf_counter()
+    staged_rows = 0
+    failures: list[StageFailure] = []
+    context.log.info(f"staging {len(selected)} Dentrix objects, snapshot {snapshot_id}")
+    with dentrix.open() as conn, workspace.staging.connect() as con:
+        outcomes = workspace.staging.stage_many(
+            con, conn, selected, office_id=workspace.office_id, snapshot_id=snapshot_id, progress=progress
+        )
+        for done, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, StageFailure):
+                context.log.error(f"[{done}/{len(selected)}] {outcome.error}")
+                failures.append(outcome)
+                continue
+            staged_rows += outcome.rows
+            context.log.info(
+                f"[{done}/{len(selected)}] {outcome.object_name}: {outcome.rows:,} rows in {outcome.seconds:.2f}s"
             )
-        context.log.info(f"{obj.name}: {result.rows:,} rows staged in {result.seconds:.2f}s")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows,
-                "dagster/column_schema": _column_schema(result.columns),
-                "snapshot_id": result.snapshot_id,
-                "seconds": round(result.seconds, 3),
-                "rows_per_second": round(result.rows / result.seconds) if result.seconds > 0 else 0,
-                "columns_missing_in_source": ", ".join(result.missing_optional) or "none",
-            }
+            yield dg.MaterializeResult(
+                asset_key=staged_asset_key(outcome.object_name),
+                metadata={
+                    "dagster/row_count": outcome.rows,
+                    "dagster/column_schema": _column_schema(outcome.columns),
+                    "snapshot_id": outcome.snapshot_id,
+                    "seconds": round(outcome.seconds, 3),
+                    "columns_missing_in_source": ", ".join(outcome.missing_optional) or "none",
+                },
+            )
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"staged {len(selected) - len(failures)} of {len(selected)} objects, {staged_rows:,} rows in "
+        f"{seconds:.1f}s ({staged_rows / seconds if seconds else 0:,.0f} rows/s)"
+    )
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} Dentrix objects could not be staged (their previous snapshots are kept): "
+            + "; ".join(str(f.error) for f in failures),
+            metadata={"failed_objects": ", ".join(f.object_name for f in failures)},
         )
 
-    return _stage
 
-
-staging_assets = [_build_staging_asset(obj) for obj in CATALOG.values()]
+staging_assets = [dentrix_staging]
 
 
 @dg.asset(
