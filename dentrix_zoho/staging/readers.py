@@ -188,8 +188,6 @@ def describe_error(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: " + _QUOTED.sub("'…'", first)
 
 
-
-
 def _start_method() -> str:
     # fork starts a reader in milliseconds (everything is imported already); the child
     # touches only its own source connection and Arrow, then leaves with os._exit.

@@ -631,7 +631,8 @@ class StagingStore:
         previous = f"{PREVIOUS_SCHEMA}.{_q(obj.name)}"
         modified = f", {_q(obj.modified_column)} AS _modified" if obj.modified_column else ""
         exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            # duckdb_tables() answers in half the time of information_schema: this runs once per object.
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [STAGING_SCHEMA, obj.name],
         ).fetchone()[0]
         if exists:

@@ -415,3 +415,48 @@ def test_manifest_counts_match_the_tables(db: sqlite3.Connection, tiny_practice:
 
 def test_patient_status_codes(db: sqlite3.Connection) -> None:
     assert _set(db, "SELECT status FROM patient") == {s.value for s in PatientStatus}
+
+
+def test_itemized_insurance_posting_puts_the_same_money_in_more_ledger_rows(
+    tiny_practice: GenerationResult, tmp_path, monkeypatch
+) -> None:
+    """The large scale posts insurance checks and write-offs per procedure (group practices do)."""
+    import dataclasses
+
+    from dentrix_zoho.source.synthetic import generate_practice
+    from dentrix_zoho.source.synthetic import generator as generator_module
+    from dentrix_zoho.source.synthetic.scales import SCALES
+
+    assert SCALES["large"].itemized_insurance and not SCALES["office"].itemized_insurance
+    itemized = dict(SCALES, tiny=dataclasses.replace(SCALES["tiny"], itemized_insurance=True))
+    monkeypatch.setattr(generator_module, "SCALES", itemized)
+    result = generate_practice(tmp_path / "itemized.db", "tiny", tiny_practice.manifest.seed, tiny_practice.manifest.as_of)
+    payment, write_off = int(ProcLogClass.INSURANCE_PAYMENT), int(ProcLogClass.CREDIT_ADJUSTMENT)
+
+    def lines_per_claim(conn: sqlite3.Connection, proclogclass: int) -> dict[int, tuple[int, float]]:
+        sql = ("SELECT claimid, count(*), ROUND(SUM(amt), 2) FROM fullproclog WHERE proclogclass = ? "
+               "AND claimid > 0 GROUP BY claimid")
+        return {claim: (n, total) for claim, n, total in conn.execute(sql, (proclogclass,))}
+
+    per_claim = sqlite3.connect(f"file:{tiny_practice.db_path}?mode=ro", uri=True)
+    by_procedure = sqlite3.connect(f"file:{result.db_path}?mode=ro", uri=True)
+    try:
+        assert all(n == 1 for n, _ in lines_per_claim(per_claim, payment).values())
+        paid = lines_per_claim(by_procedure, payment)
+        procedures = lines_per_claim(by_procedure, int(ProcLogClass.PROCEDURE))
+        received = dict(by_procedure.execute("SELECT claimid, totalreceived FROM claim WHERE receiveddate IS NOT NULL"))
+        assert paid and paid.keys() == received.keys()
+        # One insurance line and one write-off per procedure on the claim, paying what the claim received.
+        assert all(paid[c][0] == procedures[c][0] for c in paid)
+        assert lines_per_claim(by_procedure, write_off).keys() >= paid.keys()
+        assert any(n > 1 for n, _ in paid.values())
+        assert all(abs(-paid[c][1] - received[c]) < 0.011 for c in paid)
+        # Every guarantor's balance still equals its aging.
+        aging = dict(by_procedure.execute(
+            "SELECT guarid, ROUND(aging0to30 + aging31to60 + aging61to90 + aging91plus, 2) FROM aging"
+        ).fetchall())
+        ledger = dict(by_procedure.execute("SELECT guarid, ROUND(SUM(amt), 2) FROM fullproclog GROUP BY guarid").fetchall())
+        assert aging.keys() == ledger.keys() and all(abs(aging[g] - ledger[g]) < 0.011 for g in aging)
+    finally:
+        per_claim.close()
+        by_procedure.close()

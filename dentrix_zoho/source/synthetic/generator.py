@@ -200,7 +200,9 @@ class _PracticeRun:
         self.timeline = Timeline(as_of)
         self.practice = build_practice(rng, self.spec, office, self.timeline)
         self.ids = Ids(rxid=len(vocab.DRUGS) + 1)
-        self.ledger = LedgerBook(rng, self.practice, self.timeline, sink, self.ids)
+        self.ledger = LedgerBook(
+            rng, self.practice, self.timeline, sink, self.ids, itemized_insurance=self.spec.itemized_insurance
+        )
         self.care = CareHistory(rng, self.practice, self.timeline, sink, self.ids, self.ledger)
         self.builder = PeopleBuilder(rng, self.practice, self.timeline)
 

@@ -40,8 +40,12 @@ class GuarantorAccount:
 
 
 class LedgerBook:
-    def __init__(self, rng: random.Random, practice: Practice, timeline: Timeline, sink: TableSink, ids: Ids) -> None:
+    def __init__(
+        self, rng: random.Random, practice: Practice, timeline: Timeline, sink: TableSink, ids: Ids,
+        *, itemized_insurance: bool = False,
+    ) -> None:
         self.rng = rng
+        self.itemized_insurance = itemized_insurance
         self.practice = practice
         self.timeline = timeline
         self.sink = sink
@@ -87,8 +91,9 @@ class LedgerBook:
         insurance = [0] * len(procedures)
         write_off = 0
         claimid = 0
+        write_offs = [round(fee * PPO_WRITE_OFF) for fee in fees] if self.itemized_insurance else []
         if subscription is not None:
-            write_off = round(total * PPO_WRITE_OFF)
+            write_off = sum(write_offs) if write_offs else round(total * PPO_WRITE_OFF)
             insurance = self._insurance_estimate(person, day, subscription.plan, procedures, fees)
             claimid = self.ids.next("claimid")
         ins_total = sum(insurance)
@@ -111,18 +116,22 @@ class LedgerBook:
             )
         owed = total
         if received is not None:
-            self._row(
-                patid=person.patid, guarid=guarid, chartstatus=int(ChartStatus.PAYMENT_OR_ADJUSTMENT),
-                proclogclass=int(ProcLogClass.INSURANCE_PAYMENT), procdate=received,
-                proccodeid=self._payment_types["Dental Insurance Check Payment"], claimid=claimid,
-                provid=provid, amt=-ins_total / 100, checknum=f"{rng.randint(100000, 999999)}", completiondate=received,
-            )
-            self._row(
-                patid=person.patid, guarid=guarid, chartstatus=int(ChartStatus.PAYMENT_OR_ADJUSTMENT),
-                proclogclass=int(ProcLogClass.CREDIT_ADJUSTMENT), procdate=received,
-                proccodeid=self._adjustment_types["Insurance Write-Off (PPO)"], claimid=claimid,
-                provid=provid, amt=-write_off / 100, completiondate=received,
-            )
+            checknum = f"{rng.randint(100000, 999999)}"
+            # One line per claim, or one per procedure when the practice itemizes; same totals.
+            lines = list(zip(insurance, write_offs, strict=True)) if write_offs else [(ins_total, write_off)]
+            for paid, written_off in lines:
+                self._row(
+                    patid=person.patid, guarid=guarid, chartstatus=int(ChartStatus.PAYMENT_OR_ADJUSTMENT),
+                    proclogclass=int(ProcLogClass.INSURANCE_PAYMENT), procdate=received,
+                    proccodeid=self._payment_types["Dental Insurance Check Payment"], claimid=claimid,
+                    provid=provid, amt=-paid / 100, checknum=checknum, completiondate=received,
+                )
+                self._row(
+                    patid=person.patid, guarid=guarid, chartstatus=int(ChartStatus.PAYMENT_OR_ADJUSTMENT),
+                    proclogclass=int(ProcLogClass.CREDIT_ADJUSTMENT), procdate=received,
+                    proccodeid=self._adjustment_types["Insurance Write-Off (PPO)"], claimid=claimid,
+                    provid=provid, amt=-written_off / 100, completiondate=received,
+                )
             owed -= ins_total + write_off
             if ins_total and (account.last_insurance_payment is None or received >= account.last_insurance_payment[0]):
                 account.last_insurance_payment = (received, ins_total)

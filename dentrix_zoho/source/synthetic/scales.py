@@ -24,6 +24,10 @@ class ScaleSpec:
     missing_files: int
     new_patient_appointments: int
     minimum_per_quirk: int  # floor for the rate-based problems (invalid e-mails, ...)
+    # Insurance checks and PPO write-offs posted per procedure (Dentrix's "by procedure"
+    # insurance payment entry, usual in group practices) rather than one line per claim:
+    # the same money in more ledger rows.
+    itemized_insurance: bool = False
 
 
 SCALES: dict[ScaleName, ScaleSpec] = {
@@ -40,6 +44,6 @@ SCALES: dict[ScaleName, ScaleSpec] = {
     "large": ScaleSpec(
         patients=50_000, dentists=8, hygienists=12, operatories=24, staff=12, employers=200,
         plans=140, hard_deleted_patients=20, overlong_notes=12, over_limit_files=8,
-        missing_files=15, new_patient_appointments=150, minimum_per_quirk=5,
+        missing_files=15, new_patient_appointments=150, minimum_per_quirk=5, itemized_insurance=True,
     ),
 }
