@@ -79,6 +79,11 @@ DUCK_TYPES = {
 
 ProgressFn = Callable[[str, int], None]
 
+# DuckDB's budget while staging: enough for the row group being written, and a cap on the
+# blocks it keeps cached after writing them (with the connection's 512MB they grow with
+# the table up to that budget, which a copy that never reads them back has no use for).
+STAGING_MEMORY_LIMIT = "128MB"
+
 
 @dataclass(frozen=True)
 class StageFailure:
@@ -399,7 +404,7 @@ class ArrowChunker:
 
 
 @contextlib.contextmanager
-def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool) -> Iterator[None]:
+def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool, memory_limit: str) -> Iterator[None]:
     """DuckDB settings for the staging statement, the connection's own restored afterwards.
 
     One thread: DuckDB reads one Arrow stream only as fast as it arrives, and a second
@@ -409,13 +414,16 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool) -> Iter
     Each row group is written as soon as it is full (DuckDB buffers five by default,
     which for any of our tables means writing everything at commit, after the last
     row, instead of while the readers still fetch): a 250k-row table's commit drops
-    from about 100 ms to 20.
+    from about 100 ms to 20. A smaller memory budget (``STAGING_MEMORY_LIMIT``) keeps the
+    process flat whatever the table; ``memory_limit`` is the connection's own, restored
+    as configured (DuckDB reports the setting rounded).
     """
     threads, compression, buffered = con.execute(
         "SELECT current_setting('threads'), current_setting('force_compression'), "
         "current_setting('write_buffer_row_group_count')"
     ).fetchone()
     con.execute("SET threads = 1")
+    con.execute(f"SET memory_limit = '{STAGING_MEMORY_LIMIT}'")
     con.execute("SET write_buffer_row_group_count = 1")
     if not compress:
         con.execute("SET force_compression = 'uncompressed'")
@@ -425,6 +433,7 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool) -> Iter
         con.execute(f"SET threads = {int(threads)}")
         con.execute(f"SET force_compression = '{compression}'")
         con.execute(f"SET write_buffer_row_group_count = {int(buffered)}")
+        con.execute(f"SET memory_limit = '{memory_limit}'")
 
 
 class StagingStore:
@@ -521,7 +530,8 @@ class StagingStore:
             yield from (p for p in planned if isinstance(p, StageFailure))
             return
         readers = StagingReads(source, reads, workers=workers, chunk_rows=chunk_rows)
-        with contextlib.closing(readers), _staging_settings(con, compress=self.compress):
+        settings = _staging_settings(con, compress=self.compress, memory_limit=self.memory_limit)
+        with contextlib.closing(readers), settings:
             index = 0
             for item in planned:
                 if isinstance(item, StageFailure):

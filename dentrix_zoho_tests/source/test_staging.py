@@ -346,3 +346,19 @@ def test_closing_a_run_midway_stops_its_readers(tiny_practice: Path) -> None:
         assert not closer.is_alive()
     assert not any(p.is_alive() for p in staging_reads.processes)
     assert not any(t.is_alive() for t in staging_reads.threads)
+
+
+def test_staging_settings_last_only_as_long_as_the_run(tiny_practice: Path, tmp_path: Path) -> None:
+    settings = ("threads", "memory_limit", "force_compression", "write_buffer_row_group_count")
+    query = "SELECT " + ", ".join(f"current_setting('{name}')" for name in settings)
+    store = StagingStore(tmp_path / "staging.duckdb")
+    seen_during: list[tuple] = []
+    with open_source(f"sqlite:///{tiny_practice}") as conn, store.connect() as con:
+        before = con.execute(query).fetchone()
+        for _ in store.stage_many(con, conn, [CATALOG["patient"], CATALOG["rsc"]], office_id="o", snapshot_id="s"):
+            seen_during.append(con.execute(query).fetchone())
+        after = con.execute(query).fetchone()
+    assert after == before
+    assert seen_during and all(s != before for s in seen_during)
+    threads, memory, compression, buffered = seen_during[0]
+    assert (int(threads), compression, int(buffered)) == (1, "uncompressed", 1)
