@@ -436,6 +436,13 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool, memory_
         con.execute(f"SET memory_limit = '{memory_limit}'")
 
 
+def _failure(obj: CatalogObject, exc: Exception) -> StageFailure:
+    """``exc`` as the operator reads it: a ``SourceError`` as worded, anything else named and without values."""
+    error = exc if isinstance(exc, SourceError) else SourceError(f"staging {obj.name} failed: {describe_error(exc)}")
+    log.warning("%s", error)
+    return StageFailure(obj.name, error)
+
+
 class StagingStore:
     """The DuckDB file under ``$DENTRIX_ZOHO_HOME/staging.duckdb``."""
 
@@ -523,8 +530,8 @@ class StagingStore:
         for obj in objects:
             try:
                 planned.append(plan_read(source, obj, workers=workers))
-            except Exception as exc:  # noqa: BLE001 - SourceError, worded for the operator
-                planned.append(StageFailure(obj.name, exc))
+            except Exception as exc:  # noqa: BLE001 - this object fails; the run goes on
+                planned.append(_failure(obj, exc))
         reads = [p for p in planned if isinstance(p, ObjectRead)]
         if not reads:
             yield from (p for p in planned if isinstance(p, StageFailure))
@@ -566,11 +573,7 @@ class StagingStore:
             )
         except Exception as exc:  # noqa: BLE001 - this object fails, rolled back; the run goes on
             readers.discard(index)
-            error = exc if isinstance(exc, SourceError) else SourceError(
-                f"staging {obj.name} failed: {describe_error(exc)}"
-            )
-            log.warning("%s", error)
-            return StageFailure(obj.name, error)
+            return _failure(obj, exc)
         columns = tuple((c.name, duck_type(c)) for c in obj.columns) + tuple(
             (name, "VARCHAR") for name in SYSTEM_COLUMNS
         )
@@ -627,7 +630,9 @@ class StagingStore:
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # A failed COMMIT has ended the transaction already: the error to report is the first.
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
         return rows_done
 

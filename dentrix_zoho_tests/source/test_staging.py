@@ -335,10 +335,11 @@ def test_read_ahead_is_bounded_and_objects_arrive_whole_in_order(
     assert not any(p.is_alive() for p in staging_reads.processes)
 
 
-def test_closing_a_run_midway_stops_its_readers(tiny_practice: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_closing_a_run_midway_stops_its_readers(tiny_practice: Path, workers: int) -> None:
     with open_source(f"sqlite:///{tiny_practice}") as conn:
-        reads = [plan_read(conn, CATALOG[n], workers=2) for n in ("fullproclog", "appt", "patient")]
-        staging_reads = StagingReads(conn, reads, workers=2, chunk_rows=100)
+        reads = [plan_read(conn, CATALOG[n], workers=workers) for n in ("fullproclog", "appt", "patient")]
+        staging_reads = StagingReads(conn, reads, workers=workers, chunk_rows=100)
         next(iter(staging_reads.chunks(0)))
         closer = threading.Thread(target=staging_reads.close)
         closer.start()
