@@ -30,10 +30,16 @@ def _source_or_default(source: str | None) -> str:
 @click.option("--source", help="SQLAlchemy URL or ODBC connection string (default: $DENTRIX_SOURCE, else the demo practice).")
 @click.option("--object", "objects", multiple=True, help="Stage only this Dentrix object (repeatable).")
 @click.option("--chunk-rows", default=10_000, show_default=True, help="Rows fetched per round trip.")
-def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int) -> None:
-    """Stage Dentrix objects into $DENTRIX_ZOHO_HOME/staging.duckdb (schema dentrix).
+@click.option("--workers", type=click.IntRange(1, 16), default=None,
+              help="Reader processes, each with its own connection (default: $DENTRIX_EXTRACT_WORKERS, else 2; "
+                   "1 = the one connection, no processes).")
+def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int, workers: int | None) -> None:
+    """Stage Dentrix objects into $DENTRIX_ZOHO_HOME/staging.duckdb (schema dentrix), in one run.
 
-    Prints one line per object with its row count and speed; no patient data.
+    Readers fetch the next objects while DuckDB loads the current one; each object is
+    committed on its own, so one that fails keeps its previous snapshot and the others
+    are staged. Logs one line per object with its row count and time; no patient data.
+    Exit status 2 if any object failed.
     """
     from dentrix_zoho.staging.stage_all import stage_objects
 
@@ -48,6 +54,7 @@ def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int) -> None
             schema=settings.source_schema,
             objects=objects or None,
             chunk_rows=chunk_rows,
+            workers=workers,
         )
     except (SourceError, KeyError) as exc:
         click.echo(f"error: {exc}", err=True)
