@@ -363,3 +363,22 @@ def test_staging_settings_last_only_as_long_as_the_run(tiny_practice: Path, tmp_
     assert seen_during and all(s != before for s in seen_during)
     threads, memory, compression, buffered = seen_during[0]
     assert (int(threads), compression, int(buffered)) == (1, "uncompressed", 1)
+
+
+def test_stage_command_stages_and_exits_2_naming_what_failed(
+    tiny_practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from dentrix_zoho.cli import main
+
+    monkeypatch.setenv("DENTRIX_ZOHO_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    ok = runner.invoke(main, ["stage", "--source", f"sqlite:///{tiny_practice}", "--object", "patient",
+                              "--object", "rsc", "--workers", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert f"staged 2 objects, {source_count(tiny_practice, 'patient') + source_count(tiny_practice, 'rsc'):,} rows" in ok.output
+    broken = _copy_without(tiny_practice, tmp_path, "DROP VIEW v_staff;")
+    failed = runner.invoke(main, ["stage", "--source", f"sqlite:///{broken}", "--object", "v_staff"])
+    assert failed.exit_code == 2
+    assert "admin.v_staff" in failed.output
