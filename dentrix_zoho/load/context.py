@@ -111,7 +111,9 @@ class ModuleLoadResult:
     updated: int = 0
     failed: int = 0  # may succeed on the next run (retryable, uncertain, unresolved)
     quarantined: int = 0  # rejected by Zoho or held back (missing/over-limit file, parent not loaded)
-    reconciled: int = 0  # Notes/Attachments found in Zoho after an uncertain or interrupted create
+    # Found in Zoho without a crosswalk row and taken into the ledger: keyed records by the pre-scan,
+    # Notes/Attachments among their parent's children after an uncertain or interrupted create.
+    reconciled: int = 0
     pre_images: int = 0
     links_dropped: int = 0  # optional links whose target is not in Zoho yet (sent again next run)
     owner_unresolved: int = 0

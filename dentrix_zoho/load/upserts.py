@@ -3,7 +3,10 @@
 Before the first write of a record we do not know, the module is looked at once per run:
 a record that carries our Source_System_ID but is not in the crosswalk either came from an
 interrupted run of ours (its Migration_Run_ID is one of our runs and we hold no pre-image of
-it: we created it) or existed before us (we keep its pre-image before touching it).
+it: we created it) or existed before us (we keep its pre-image before touching it). Either way
+it goes into the crosswalk at once, before anything is sent: a row this run holds back (parent
+not loaded, refused before with the same content, a failed batch) must not leave a record in
+Zoho that rollback and the audit trail cannot see.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ PARTIAL = "~partial"  # the target may still load: the next run sends the row ag
 UNLINKED = "~unlinked"  # the target is held back: sent again once the target is in Zoho
 # Below this many unknown records a COQL lookup is cheaper than scanning the module.
 COQL_LOOKUP_MAX = 1_000
+ADOPT_OPERATION = "adopt"  # audit: a record found in Zoho without a crosswalk row, taken into the ledger
 
 
 def stored_hash(row: ShapedRow, resolved: Resolved) -> str:
@@ -264,9 +268,10 @@ def _waves(rows: list[ShapedRow], parents: ParentIndex) -> list[list[ShapedRow]]
 
 
 def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter, parents: ParentIndex,
-                result: ModuleLoadResult) -> tuple[list[ShapedRow], dict[str, CrosswalkRow]]:
+                result: ModuleLoadResult) -> tuple[list[ShapedRow], list[ShapedRow], dict[str, CrosswalkRow]]:
     """Changed rows, minus rows still waiting for a held-back link target and rows Zoho already
-    refused with the same content; and the crosswalk rows of what goes."""
+    refused with the same content; those refused rows (not sent, but still looked for in Zoho);
+    and the crosswalk rows of both."""
     to_send = changed(ctx, rows)
     crosswalk = crosswalk_by_source(ctx, to_send)
     parents.prime([t for r in to_send for t in r.link_source_ids()] + [r.source_id for r in to_send])
@@ -280,16 +285,51 @@ def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter, p
     result.unchanged = len(rows) - len(to_send)
     refused = still_rejected(writer, to_send)
     result.quarantined += len(refused)
-    return [r for r in to_send if r.source_id not in refused], crosswalk
+    return ([r for r in to_send if r.source_id not in refused], [r for r in to_send if r.source_id in refused],
+            crosswalk)
+
+
+def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], known: _Known, writer: LedgerWriter,
+                parents: ParentIndex) -> int:
+    """Put the records the pre-scan found into the crosswalk now, before this run sends anything.
+
+    Until this run's own write succeeds they are adopted, not loaded: no row hash (the content
+    Zoho holds is not known to be ours, so the row is sent again) and no ``Modified_Time`` (no
+    write of ours to compare a human edit with). A kill from here on leaves them in the ledger.
+    """
+    found = known.interrupted | known.foreign
+    if not found or ctx.options.dry_run:
+        return 0
+    batch = BatchRecord()
+    for row in rows:
+        zoho_id = found.get(row.source_id)
+        if zoho_id is None:
+            continue
+        batch.writes.append(CrosswalkWrite(row.source_object, row.source_id, step.module, zoho_id, None,
+                                           row.source_id in known.interrupted, None))
+        batch.audit.append(AuditEntry(ctx.run_id, ADOPT_OPERATION, step.module, "ok", source_id=row.source_id,
+                                      zoho_id=zoho_id, code="INTERRUPTED" if row.source_id in known.interrupted
+                                      else "PRE_EXISTING"))
+    refused = writer.commit(batch)
+    if refused:  # the Zoho record is in the crosswalk already, under another source row
+        log.warning("load %s: %d found records already belong to another source row", step.name, len(refused))
+    for write in batch.writes:
+        if not any(msg.endswith(f"{write.source_object} {write.source_id}") for msg in refused):
+            parents.set(write.source_id, write.zoho_id)  # a link target like any record of ours in Zoho
+    return len(batch.writes) - len(refused)
 
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
-    to_send, crosswalk = select_rows(ctx, rows, writer, parents, result)
+    to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
+    # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.
+    lacking = [r for r in (*to_send, *refused) if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
+    if not lacking and not to_send:
+        return
+    known = classify_existing(ctx, step.module, [r.source_id for r in lacking], result)
+    result.reconciled += adopt_found(ctx, step, lacking, known, writer, parents)
     if not to_send:
         return
-    unknown = [r.source_id for r in to_send if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
-    known = classify_existing(ctx, step.module, unknown, result)
     if not ctx.options.dry_run:
         # Records that were there before us and that we updated before: this run needs its own pre-image.
         not_ours = [x.zoho_id for x in crosswalk.values() if not x.deleted and x.created_by_run is None]
