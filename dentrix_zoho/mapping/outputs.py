@@ -43,6 +43,9 @@ _EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("parent", "JSON"),
     ),
 }
+# Rows held per table before they are appended: bounds the shaper's memory.
+WRITE_BATCH_ROWS = 10_000
+
 SIDE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "quarantine": (
         ("office_id", "VARCHAR"), ("source_object", "VARCHAR"), ("source_id", "VARCHAR"),
@@ -66,6 +69,9 @@ SIDE_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+ALL_TABLES: tuple[str, ...] = (*MODULE_TABLES.values(), *SIDE_TABLES)
+
+
 def table_columns(table: str) -> tuple[tuple[str, str], ...]:
     if table in SIDE_TABLES:
         return SIDE_TABLES[table]
@@ -80,7 +86,7 @@ def row_hash(record: dict[str, Any], links: dict[str, Any]) -> str:
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {OUTPUT_SCHEMA}")
-    for table in [*MODULE_TABLES.values(), *SIDE_TABLES]:
+    for table in ALL_TABLES:
         cols = ", ".join(f'"{name}" {dtype}' for name, dtype in table_columns(table))
         conn.execute(f"CREATE TABLE IF NOT EXISTS {OUTPUT_SCHEMA}.{table} ({cols})")
 
@@ -89,14 +95,18 @@ def _arrow_type(dtype: str) -> pa.DataType:
     return {"INTEGER": pa.int32(), "BIGINT": pa.int64()}.get(dtype, pa.string())
 
 
-def replace_office_rows(
-    conn: duckdb.DuckDBPyConnection, table: str, office_id: str, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Delete this office's rows of ``table`` and insert ``rows`` (JSON columns as dict/list)."""
-    columns = table_columns(table)
+def delete_office_rows(conn: duckdb.DuckDBPyConnection, table: str, office_id: str) -> None:
     conn.execute(f"DELETE FROM {OUTPUT_SCHEMA}.{table} WHERE office_id = ?", [office_id])
+
+
+def append_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]], *, into: str | None = None
+) -> None:
+    """Insert ``rows`` (JSON columns as dict/list, serialised with sorted keys) into ``table``,
+    or into ``into``, a table of the same columns."""
     if not rows:
         return
+    columns = table_columns(table)
     arrays = {}
     for name, dtype in columns:
         values = [row.get(name) for row in rows]
@@ -109,6 +119,77 @@ def replace_office_rows(
         select = ", ".join(
             f'CAST("{name}" AS JSON)' if dtype == "JSON" else f'"{name}"' for name, dtype in columns
         )
-        conn.execute(f"INSERT INTO {OUTPUT_SCHEMA}.{table} SELECT {select} FROM _shaped_batch")
+        conn.execute(f"INSERT INTO {into or f'{OUTPUT_SCHEMA}.{table}'} SELECT {select} FROM _shaped_batch")
     finally:
         conn.unregister("_shaped_batch")
+
+
+def replace_office_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, office_id: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Delete this office's rows of ``table`` and insert ``rows`` (JSON columns as dict/list)."""
+    delete_office_rows(conn, table, office_id)
+    append_rows(conn, table, rows)
+
+
+class OfficeRowsWriter:
+    """This office's rows of every ``zoho_shaped`` table, replaced in one transaction.
+
+    ``add`` buffers a row and appends a table's buffer every ``WRITE_BATCH_ROWS`` rows
+    to a scratch table of this connection (TEMP: no other connection sees it, DuckDB
+    spills it to disk past its memory budget). Leaving without an error replaces the
+    office's rows from the scratch tables in one transaction; leaving with one drops
+    them, and the previous rows stay in place. Rows are not appended to ``zoho_shaped``
+    directly inside one long transaction: DuckDB holds a transaction's appended rows in
+    memory until the commit, so memory would grow with the practice.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, office_id: str) -> None:
+        self.conn = conn
+        self.office_id = office_id
+        self.pending: dict[str, list[dict[str, Any]]] = {table: [] for table in ALL_TABLES}
+
+    @staticmethod
+    def scratch(table: str) -> str:
+        return f'temp.main."_shaping_{table}"'
+
+    def __enter__(self) -> OfficeRowsWriter:
+        for table in ALL_TABLES:
+            cols = ", ".join(f'"{name}" {dtype}' for name, dtype in table_columns(table))
+            self.conn.execute(f"CREATE OR REPLACE TEMP TABLE \"_shaping_{table}\" ({cols})")
+        return self
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        rows = self.pending[table]
+        rows.append(row)
+        if len(rows) >= WRITE_BATCH_ROWS:
+            self.flush(table)
+
+    def flush(self, table: str) -> None:
+        rows, self.pending[table] = self.pending[table], []
+        append_rows(self.conn, table, rows, into=self.scratch(table))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                for table in ALL_TABLES:
+                    self.flush(table)
+                self.replace()
+        finally:
+            self.pending = {table: [] for table in ALL_TABLES}
+            for table in ALL_TABLES:
+                self.conn.execute(f"DROP TABLE IF EXISTS {self.scratch(table)}")
+
+    def replace(self) -> None:
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            for table in ALL_TABLES:
+                delete_office_rows(self.conn, table, self.office_id)
+                cols = ", ".join(f'"{name}"' for name, _dtype in table_columns(table))
+                self.conn.execute(
+                    f"INSERT INTO {OUTPUT_SCHEMA}.{table} ({cols}) SELECT {cols} FROM {self.scratch(table)}"
+                )
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")

@@ -4,14 +4,25 @@ Every staged row of a primary object ends in exactly one place: shaped (a
 module table, or folded into its parent's record), quarantined (with a reason),
 or skipped (by a rule the spec names). ``ShapeSummary`` holds the counts and
 checks that identity per object; it never holds patient data.
+
+Memory does not grow with the practice: staged rows are fetched ``READ_BATCH_ROWS``
+at a time; rows seen per patient or per guarantor come ordered by that key from
+DuckDB and are handled one group at a time (merged with another query in the same
+order where two meet); output rows go out in batches (``outputs.OfficeRowsWriter``),
+and the office's rows are replaced in one transaction at the end. What is kept whole
+is per patient and small: its state, its name and phone digits, and the few columns
+duplicate detection compares. DuckDB works within ``SHAPING_MEMORY_LIMIT``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import math
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +34,7 @@ from dentrix_zoho.mapping.identity import PHONE_COLUMNS, digits, norm, same_pers
 from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.ledger_pdf import LedgerLine, render_ledger_pdf
 from dentrix_zoho.mapping.metadata import FieldMeta, field_metadata
-from dentrix_zoho.mapping.outputs import MODULE_TABLES, ensure_tables, replace_office_rows, row_hash
+from dentrix_zoho.mapping.outputs import MODULE_TABLES, OfficeRowsWriter, ensure_tables, row_hash
 from dentrix_zoho.mapping.records import Built, Problem, enforce_metadata, split_text, transform_fields
 from dentrix_zoho.mapping.routing import Route, route_patient, substitute_query_params
 from dentrix_zoho.mapping.spec import MappingSpec, StreamSpec, spec_hash
@@ -35,9 +46,16 @@ log = logging.getLogger(__name__)
 
 STAGING_SCHEMA = "dentrix"
 ACTIVITY_MODULES = {"Events", "Tasks", "Calls"}
+# Staged rows fetched from DuckDB per round trip.
+READ_BATCH_ROWS = 10_000
+# DuckDB's memory budget while shaping (a larger one is lowered to it, a smaller one kept):
+# its sorts and the scratch tables of the output spill to disk beyond it.
+SHAPING_MEMORY_LIMIT = "256MB"
+# The patient columns ``identity.same_person`` compares: all duplicate detection keeps of a patient.
+IDENTITY_COLUMNS = ("gender", "lastname", "firstname", "pager", "emailaddr")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parent:
     state: str  # Contacts | Leads | quarantined | skipped | out_of_sample
     source_id: str
@@ -67,13 +85,10 @@ class _Shaper:
         self.ctx = Context.from_spec(spec, as_of)
         self.meta: dict[str, dict[str, FieldMeta]] = field_metadata(spec, field_metadata_live)
         self.summary = ShapeSummary(office_id, spec_hash(spec), as_of.isoformat())
-        self.out: dict[str, list[dict[str, Any]]] = {table: [] for table in MODULE_TABLES.values()}
-        self.quarantine: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, Any]] = []
-        self.flags: list[dict[str, Any]] = []
+        self.writer = OfficeRowsWriter(conn, office_id)
         self.patients: dict[int, _Parent] = {}
         self.by_name: dict[tuple[str, str], list[int]] = defaultdict(list)
-        self.phones: dict[int, set[str]] = {}
+        self.phones: dict[int, tuple[str, ...]] = {}
         self.staged_tables: set[str] = set()
 
     # -- plumbing -----------------------------------------------------------
@@ -87,28 +102,48 @@ class _Shaper:
     def module_counts(self, module: str) -> ModuleCounts:
         return self.summary.modules.setdefault(module, ModuleCounts())
 
-    def office_views(self) -> None:
+    def find_staged_tables(self) -> None:
         rows = self.conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [STAGING_SCHEMA]
         ).fetchall()
-        office = self.office_id.replace("'", "''")
-        for (name,) in rows:
-            self.staged_tables.add(name)
-            self.conn.execute(
-                f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
-                f"SELECT * FROM {STAGING_SCHEMA}.\"{name}\" WHERE _office_id = '{office}'"
-            )
+        self.staged_tables = {name for (name,) in rows}
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection of its own for one query: output batches are written on the shaper's
+        connection, and a statement run there would cut off a result still being fetched (two
+        queries are read side by side in a merge, too). The spec's queries name staged tables
+        bare; on this connection they are views of this office's rows."""
+        cur = self.conn.cursor()
+        try:
+            office = self.office_id.replace("'", "''")
+            for name in sorted(self.staged_tables):
+                cur.execute(
+                    f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
+                    f"SELECT * FROM {STAGING_SCHEMA}.\"{name}\" WHERE _office_id = '{office}'"
+                )
+            yield cur
+        finally:
+            cur.close()
+
+    def query(self, text: str) -> Iterator[dict[str, Any]]:
+        """The rows of ``text``, fetched ``READ_BATCH_ROWS`` at a time."""
+        with self.reader() as cur:
+            cursor = cur.execute(text)
+            names = [d[0] for d in cursor.description]
+            while chunk := cursor.fetchmany(READ_BATCH_ROWS):
+                for values in chunk:
+                    yield dict(zip(names, values, strict=True))
 
     def sql(self, text: str) -> str:
         return substitute_query_params(self.spec, text, self.as_of)
 
-    def rows(self, stream: StreamSpec) -> list[dict[str, Any]]:
+    def rows(self, stream: StreamSpec, order_by: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        """The stream's rows with their skip rules evaluated; ordered by ``order_by`` when the
+        rows are not handled one by one (no sort for DuckDB to do otherwise)."""
         skips = "".join(f', ({self.sql(rule.when)}) AS "__skip_{i}"' for i, rule in enumerate(stream.skip))
-        order = ", ".join(f'q."{k}"' for k in stream.key)
-        query = f"SELECT q.*{skips} FROM ({self.sql(stream.query)}) q ORDER BY {order}"
-        cursor = self.conn.execute(query)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        order = f" ORDER BY {', '.join(f'q.{_quote(k)}' for k in order_by)}" if order_by else ""
+        return self.query(f"SELECT q.*{skips} FROM ({self.sql(stream.query)}) q{order}")
 
     def key_of(self, stream: StreamSpec, row: Mapping[str, Any]) -> Any:
         values = tuple(row[k] for k in stream.key)
@@ -124,7 +159,8 @@ class _Shaper:
         self.account(obj).skipped += 1
         self.module_counts(module).skipped += 1
         self.summary.skip_rules[rule] = self.summary.skip_rules.get(rule, 0) + 1
-        self.skipped.append(
+        self.writer.add(
+            "skipped",
             {"office_id": self.office_id, "source_object": obj, "source_id": source_id, "rule": rule, "reason": reason}
         )
 
@@ -133,7 +169,8 @@ class _Shaper:
         self.module_counts(module).quarantined += 1
         for p in problems:
             self.summary.quarantine_reasons[p.reason] = self.summary.quarantine_reasons.get(p.reason, 0) + 1
-            self.quarantine.append(
+            self.writer.add(
+                "quarantine",
                 {
                     "office_id": self.office_id, "source_object": obj, "source_id": source_id,
                     "target_module": module, "field": p.field, "value_class": p.value_class,
@@ -145,7 +182,8 @@ class _Shaper:
         for p in problems:
             key = f"{p.action}:{p.reason}"
             self.summary.flags[key] = self.summary.flags.get(key, 0) + 1
-            self.flags.append(
+            self.writer.add(
+                "flags",
                 {
                     "office_id": self.office_id, "source_object": obj, "source_id": source_id,
                     "target_module": module, "field": p.field, "value_class": p.value_class,
@@ -160,7 +198,7 @@ class _Shaper:
             "source_id": source_id, "source_object": obj, "office_id": self.office_id,
             "row_hash": row_hash(record, links), "record": record, "links": links, **extra,
         }
-        self.out[MODULE_TABLES[module]].append(row)
+        self.writer.add(MODULE_TABLES[module], row)
         self.module_counts(module).valid += 1
 
     def policy(self, fields: Iterable[Any]) -> dict[str, str]:
@@ -227,12 +265,15 @@ class _Shaper:
 
     # -- patients -----------------------------------------------------------
 
-    def shape_patients(self, stream: StreamSpec, practice_values: dict[int, list[dict[str, Any]]]) -> None:
+    def shape_patients(self, stream: StreamSpec, practice_stream: StreamSpec | None) -> None:
+        """One pass in patid order; a patient whose responsible party comes later in that order
+        waits for a second pass (its Related_Party link depends on that party's outcome)."""
         obj = stream.object
-        rows = self.rows(stream)
-        sample_patids = self.sample_patients(rows) if self.sample is not None else None
-        pending: list[tuple[dict[str, Any], Route, Built]] = []
-        for row in rows:
+        sample_patids = self.sample_patients(stream) if self.sample is not None else None
+        by_birth: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
+        duplicates: set[int] = set()
+        waiting: set[int] = set()
+        for row, values in self.patients_with_values(stream, practice_stream):
             acc = self.account(obj)
             acc.staged += 1
             patid = int(row["patid"])
@@ -247,61 +288,101 @@ class _Shaper:
                 self.add_skip(obj, "Contacts", sid, *skip)
                 self.patients[patid] = _Parent("skipped", sid)
                 continue
-            route = route_patient(row, self.spec.routing, self.as_of)
-            built = Built({})
-            transform_fields(stream.fields, row, self.ctx, built)
-            if route.module == "Contacts":
-                self.practice_fields(built, practice_values.get(patid, []))
-                self.insurance(built, row)
-            else:
-                self.to_lead(built, route)
-            enforce_metadata(built, self.meta[route.module], self.policy(stream.fields) | self.policy(
-                self.spec.practice_fields.values()) | self.lead_policy(stream))
+            route, built = self.build_patient(stream, row, values)
             if not built.ok:
                 self.add_quarantine(obj, route.module, sid, built.quarantine)
                 self.add_flags(obj, route.module, sid, built.flags)
                 self.patients[patid] = _Parent("quarantined", sid)
                 continue
             self.patients[patid] = _Parent(route.module, sid, row.get(stream.owner_provider or ""))
-            pending.append((row, route, built))
-        self.flag_possible_duplicates(pending)
-        for row, route, built in pending:
+            duplicate = self.possible_duplicate(row, by_birth)
+            if route.module == "Contacts" and self.party_comes_later(stream, row):
+                waiting.add(patid)
+                if duplicate:
+                    duplicates.add(patid)
+                continue
+            self.emit_patient(stream, row, route, built, duplicate)
+        if not waiting:
+            return
+        for row, values in self.patients_with_values(stream, practice_stream):
             patid = int(row["patid"])
-            sid = self.sid(obj, patid)
-            links = self.owner_link(row.get(stream.owner_provider or ""))
-            if route.module == "Contacts":
-                links.update(self.related_party(stream, row, built))
-            self.add_flags(obj, route.module, sid, built.flags)
-            extra = {"tier": 0 if row.get("is_responsible_party") else 1} if route.module == "Contacts" else {}
-            self.emit(route.module, obj, sid, built.record, links, **extra)
-            self.account(obj).shaped += 1
+            if patid in waiting:
+                waiting.discard(patid)
+                route, built = self.build_patient(stream, row, values)
+                self.emit_patient(stream, row, route, built, patid in duplicates)
+
+    def patients_with_values(
+        self, stream: StreamSpec, practice_stream: StreamSpec | None
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Each patient row with its practice-defined field values (a merge on patid)."""
+        values = _Groups(self.practice_values(practice_stream) if practice_stream is not None else iter(()))
+        for row in self.rows(stream, order_by=stream.key):
+            yield row, values.take(int(row["patid"]))
+
+    def build_patient(self, stream: StreamSpec, row: Mapping[str, Any],
+                      values: list[dict[str, Any]]) -> tuple[Route, Built]:
+        route = route_patient(row, self.spec.routing, self.as_of)
+        built = Built({})
+        transform_fields(stream.fields, row, self.ctx, built)
+        if route.module == "Contacts":
+            self.practice_fields(built, values)
+            self.insurance(built, row)
+        else:
+            self.to_lead(built, route)
+        enforce_metadata(built, self.meta[route.module], self.policy(stream.fields) | self.policy(
+            self.spec.practice_fields.values()) | self.lead_policy(stream))
+        return route, built
+
+    def emit_patient(self, stream: StreamSpec, row: Mapping[str, Any], route: Route, built: Built,
+                     duplicate: bool) -> None:
+        obj = stream.object
+        sid = self.sid(obj, int(row["patid"]))
+        if duplicate:
+            built.flags.append(Problem("Last_Name", "patient", "possible_duplicate",
+                                       "dedupe:birth_date_and_name_or_contact", "flagged"))
+        links = self.owner_link(row.get(stream.owner_provider or ""))
+        if route.module == "Contacts":
+            links.update(self.related_party(stream, row, built))
+        self.add_flags(obj, route.module, sid, built.flags)
+        extra = {"tier": 0 if row.get("is_responsible_party") else 1} if route.module == "Contacts" else {}
+        self.emit(route.module, obj, sid, built.record, links, **extra)
+        self.account(obj).shaped += 1
 
     def index_patient(self, patid: int, row: Mapping[str, Any]) -> None:
         """Names and phone digits, to match new-patient appointments (appt.patname / phone)."""
         last, first = norm(row.get("lastname")), norm(row.get("firstname"))
         if last:
             self.by_name[(last, first)].append(patid)
-        self.phones[patid] = {d for d in (digits(row.get(c)) for c in PHONE_COLUMNS) if d}
+        self.phones[patid] = tuple({d for d in (digits(row.get(c)) for c in PHONE_COLUMNS) if d})
 
-    def flag_possible_duplicates(self, pending: list[tuple[dict[str, Any], Route, Built]]) -> None:
-        """The same person entered twice (same birth date; similar name, or same mobile or e-mail).
-        Flagged on the later record for a person to merge in Zoho; both are sent."""
-        by_birth: dict[Any, list[tuple[dict[str, Any], Built]]] = defaultdict(list)
-        for row, _route, built in pending:
-            if row.get("birthdate") is not None:
-                by_birth[row["birthdate"]].append((row, built))
-        for group in by_birth.values():
-            for i, (later, built) in enumerate(group):
-                for earlier, _ in group[:i]:
-                    if same_person(earlier, later):
-                        built.flags.append(Problem("Last_Name", "patient", "possible_duplicate",
-                                                   "dedupe:birth_date_and_name_or_contact", "flagged"))
-                        break
+    @staticmethod
+    def possible_duplicate(row: Mapping[str, Any], by_birth: dict[Any, list[tuple[Any, ...]]]) -> bool:
+        """The same person entered twice (same birth date; similar name, or same mobile or e-mail),
+        against the patients shaped before this one. Flagged on the later record for a person to
+        merge in Zoho; both are sent."""
+        if row.get("birthdate") is None:
+            return False
+        earlier = by_birth[row["birthdate"]]
+        found = any(same_person(dict(zip(IDENTITY_COLUMNS, e, strict=True)), row) for e in earlier)
+        earlier.append(tuple(row.get(c) for c in IDENTITY_COLUMNS))
+        return found
 
-    def sample_patients(self, rows: list[dict[str, Any]]) -> set[int]:
+    def party_comes_later(self, stream: StreamSpec, row: Mapping[str, Any]) -> bool:
+        """A responsible party not shaped yet: its outcome (and so the link) is not known."""
+        return any(
+            (other := row.get(link.key)) and other != row["patid"] and int(other) not in self.patients
+            for link in stream.links
+        )
+
+    def sample_patients(self, stream: StreamSpec) -> set[int]:
         """Sampled patients plus their responsible parties (the Related_Party targets)."""
-        chosen = {int(r["patid"]) for r in rows if self.sid("patient", int(r["patid"])) in (self.sample or set())}
-        guarantors = {int(r["guarid"]) for r in rows if int(r["patid"]) in chosen and r.get("guarid")}
+        chosen: set[int] = set()
+        guarantors: set[int] = set()
+        for r in self.rows(stream):
+            if self.sid("patient", int(r["patid"])) in (self.sample or set()):
+                chosen.add(int(r["patid"]))
+                if r.get("guarid"):
+                    guarantors.add(int(r["guarid"]))
         return chosen | guarantors
 
     def related_party(self, stream: StreamSpec, row: Mapping[str, Any], built: Built) -> dict[str, Any]:
@@ -361,18 +442,16 @@ class _Shaper:
 
     # -- folded practice fields ---------------------------------------------
 
-    def load_practice_values(self, stream: StreamSpec) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
-        rows = self.rows(stream)
-        by_patient: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
+    def practice_values(self, stream: StreamSpec) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(patid, value row) in patid order, key order within: the values a patient's record folds."""
+        for row in self.rows(stream, order_by=["patid", *stream.key]):
             if row.get("patid") is not None and not self.skip_rule(stream, row):
-                by_patient[int(row["patid"])].append(row)
-        return rows, by_patient
+                yield int(row["patid"]), row
 
-    def account_practice_values(self, stream: StreamSpec, rows: list[dict[str, Any]]) -> None:
+    def account_practice_values(self, stream: StreamSpec) -> None:
         """Each value was folded into its patient's record; here it is accounted for."""
         obj = stream.object
-        for row in rows:
+        for row in self.rows(stream):
             admitted = self.admit(stream, row, "Contacts")
             if admitted is None:
                 continue
@@ -434,7 +513,7 @@ class _Shaper:
         candidates = self.by_name.get((norm(last), norm(first)), []) if last else []
         if len(candidates) > 1:
             phone = digits(row.get("phone"))
-            candidates = [p for p in candidates if phone and phone in self.phones.get(p, set())]
+            candidates = [p for p in candidates if phone and phone in self.phones.get(p, ())]
         if len(candidates) == 1:
             parent = self.patients.get(candidates[0])
             if parent is not None and parent.state in {"Contacts", "Leads"}:
@@ -489,31 +568,38 @@ class _Shaper:
     # -- folded procedure history -------------------------------------------
 
     def shape_procedure_history(self, stream: StreamSpec) -> None:
+        """One note per patient: the rows come grouped by patient, each group folded when it ends."""
         obj = stream.object
-        by_patient: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        parents: dict[int, _Parent] = {}
-        for row in self.rows(stream):
+        parent_key = stream.parent_key or "patid"
+        group: tuple[int, _Parent] | None = None
+        items: list[tuple[tuple[Any, Any], str]] = []
+        for row in self.rows(stream, order_by=[parent_key, *stream.key]):
             admitted = self.admit(stream, row, "Notes")
             if admitted is None:
                 continue
             sid, parent, acc = admitted
             assert parent is not None
-            patid = int(row[stream.parent_key or "patid"])
-            parents[patid] = parent
+            patid = int(row[parent_key])
+            if group is None or group[0] != patid:
+                if group is not None:
+                    self.emit_history(stream, *group, items)
+                group, items = (patid, parent), []
             line, flags = self.history_line(row)
             self.add_flags(obj, "Notes", sid, flags)
-            by_patient[patid].append({"sort": (row.get("procdate") or dt.datetime.min, row[stream.key[0]]),
-                                      "line": line})
+            items.append(((row.get("procdate") or dt.datetime.min, row[stream.key[0]]), line))
             acc.shaped += 1
-        for patid, items in sorted(by_patient.items()):
-            parent = parents[patid]
-            lines = [item["line"] for item in sorted(items, key=lambda i: i["sort"])]
-            built = Built({})
-            transform_fields(stream.fields, {}, self.ctx, built)
-            built.record["Note_Content"] = "Date | CDT | Description | Tooth | Surface | Fee | Provider\n" + "\n".join(lines)
-            links = self.child_links(stream, parent) | self.owner_link(parent.provider)
-            history_sid = self.sid("procedure_history", patid)
-            self.emit_note(stream, obj, history_sid, built, links, ObjectAccount())
+        if group is not None:
+            self.emit_history(stream, *group, items)
+
+    def emit_history(self, stream: StreamSpec, patid: int, parent: _Parent,
+                     items: list[tuple[tuple[Any, Any], str]]) -> None:
+        lines = [line for _sort, line in sorted(items, key=lambda item: item[0])]
+        built = Built({})
+        transform_fields(stream.fields, {}, self.ctx, built)
+        built.record["Note_Content"] = "Date | CDT | Description | Tooth | Surface | Fee | Provider\n" + "\n".join(lines)
+        links = self.child_links(stream, parent) | self.owner_link(parent.provider)
+        history_sid = self.sid("procedure_history", patid)
+        self.emit_note(stream, stream.object, history_sid, built, links, ObjectAccount())
 
     def history_line(self, row: Mapping[str, Any]) -> tuple[str, list[Problem]]:
         flags: list[Problem] = []
@@ -581,10 +667,11 @@ class _Shaper:
                                                               "quarantine")])
 
     def shape_ledger_pdfs(self, stream: StreamSpec) -> None:
+        """Guarantors in guarid order, merged with their ledger lines in the same order."""
         obj = stream.object
-        lines_by_guarantor = self.ledger_lines()
+        lines = _Groups(self.ledger_lines() if self.ledger_pdf_dir is not None else iter(()))
         practice = self.practice_name()
-        for row in self.rows(stream):
+        for row in self.rows(stream, order_by=["guarid", *stream.key]):
             admitted = self.admit(stream, row, "Attachments")
             if admitted is None:
                 continue
@@ -601,34 +688,34 @@ class _Shaper:
             )
             path = self.ledger_pdf_dir / f"ledger_{self.office_id}_{guarid}.pdf"
             render_ledger_pdf(path, account_ref=parent.source_id, practice_name=practice, as_of=self.as_of,
-                              lines=lines_by_guarantor.get(guarid, []), balance_due=balance)
+                              lines=lines.take(guarid), balance_due=balance)
             self.add_attachment(stream, obj, sid, path, parent=parent, acc=acc)
 
-    def ledger_lines(self) -> dict[int, list[LedgerLine]]:
+    def ledger_lines(self) -> Iterator[tuple[int, LedgerLine]]:
+        """(guarid, line) in guarid order, entry order (proclogid) within: the statement sorts
+        by day, so lines of one day keep the order they were entered in."""
         if "fullproclog" not in self.staged_tables:
-            return {}
-        cursor = self.conn.execute(
-            "SELECT f.guarid, f.procdate, c.adacode, c.descript, f.amt, f.provid, f.proclogclass "
-            "FROM fullproclog f LEFT JOIN proccode c ON c.proccodeid = f.proccodeid"
-        )
+            return
         procedure = self.spec.query_params.get("proclog_procedure", 0)
-        out: dict[int, list[LedgerLine]] = defaultdict(list)
-        for guarid, day, code, descript, amt, provid, klass in cursor.fetchall():
-            if guarid is None:
-                continue
-            is_proc = klass == procedure
-            out[int(guarid)].append(LedgerLine(
+        for row in self.query(
+            "SELECT f.guarid, f.procdate, c.adacode, c.descript, f.amt, f.provid, f.proclogclass "
+            "FROM fullproclog f LEFT JOIN proccode c ON c.proccodeid = f.proccodeid "
+            "WHERE f.guarid IS NOT NULL ORDER BY f.guarid, f.proclogid"
+        ):
+            day, amt = row["procdate"], row["amt"]
+            is_proc = row["proclogclass"] == procedure
+            yield int(row["guarid"]), LedgerLine(
                 day.date() if isinstance(day, dt.datetime) else day,
-                (code or "") if is_proc else "",
-                (descript or "") if is_proc else ("Payment" if (amt or 0) < 0 else "Adjustment"),
+                (row["adacode"] or "") if is_proc else "",
+                (row["descript"] or "") if is_proc else ("Payment" if (amt or 0) < 0 else "Adjustment"),
                 Decimal(str(amt or 0)),
-                str(provid or ""),
-            ))
-        return out
+                str(row["provid"] or ""),
+            )
 
     def practice_name(self) -> str:
         if "rsc" in self.staged_tables:
-            row = self.conn.execute("SELECT practicename FROM rsc WHERE rsctype = 0 LIMIT 1").fetchone()
+            with self.reader() as cur:
+                row = cur.execute("SELECT practicename FROM rsc WHERE rsctype = 0 LIMIT 1").fetchone()
             if row and row[0]:
                 return str(row[0])
         return "Practice"
@@ -637,13 +724,11 @@ class _Shaper:
 
     def run(self) -> ShapeSummary:
         ensure_tables(self.conn)
-        self.office_views()
-        try:
+        self.find_staged_tables()
+        with _memory_budget(self.conn, SHAPING_MEMORY_LIMIT), self.writer:
             self.shape_streams()
-            self.write()
-        finally:
-            for name in self.staged_tables:
-                self.conn.execute(f'DROP VIEW IF EXISTS temp.main."{name}"')
+            for name, acc in sorted(self.summary.objects.items()):
+                self.writer.add("accounting", {"office_id": self.office_id, "source_object": name, **vars(acc)})
         log.info("shaped office %s: balanced=%s, objects=%d", self.office_id, self.summary.balanced,
                  len(self.summary.objects))
         return self.summary
@@ -656,15 +741,11 @@ class _Shaper:
         for missing in self.summary.missing_objects:
             log.warning("source object %s is not staged; its stream is not shaped", missing)
         practice_stream = next((s for s in available if s.kind == "practice_field"), None)
-        practice_rows: list[dict[str, Any]] = []
-        practice_values: dict[int, list[dict[str, Any]]] = {}
-        if practice_stream is not None:
-            practice_rows, practice_values = self.load_practice_values(practice_stream)
         for stream in available:
             if stream.kind == "patient":
-                self.shape_patients(stream, practice_values)
+                self.shape_patients(stream, practice_stream)
         if practice_stream is not None:
-            self.account_practice_values(practice_stream, practice_rows)
+            self.account_practice_values(practice_stream)
         for stream in available:
             if stream.kind in {"appointment", "recall", "journal", "note", "prescription", "audit_only"}:
                 self.shape_children(stream)
@@ -675,23 +756,57 @@ class _Shaper:
             elif stream.kind == "ledger_pdf":
                 self.shape_ledger_pdfs(stream)
 
-    def write(self) -> None:
-        """Replace this office's rows in one transaction: readers never see half a shaping."""
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            for table, rows in self.out.items():
-                replace_office_rows(self.conn, table, self.office_id, rows)
-            replace_office_rows(self.conn, "quarantine", self.office_id, self.quarantine)
-            replace_office_rows(self.conn, "skipped", self.office_id, self.skipped)
-            replace_office_rows(self.conn, "flags", self.office_id, self.flags)
-            replace_office_rows(self.conn, "accounting", self.office_id, [
-                {"office_id": self.office_id, "source_object": name, **vars(acc)}
-                for name, acc in sorted(self.summary.objects.items())
-            ])
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+
+class _Groups:
+    """Rows of a query ordered by an integer key, handed out one key at a time: a merge join
+    with another query in the same order, holding one group in memory."""
+
+    def __init__(self, rows: Iterator[tuple[int, Any]]) -> None:
+        self.rows = rows
+        self.head = next(self.rows, None)
+        self.last: int | None = None
+
+    def take(self, key: int) -> list[Any]:
+        if self.last is not None and key < self.last:
+            raise RuntimeError(f"merge out of order: key {key} asked after {self.last}")
+        self.last = key
+        group: list[Any] = []
+        while self.head is not None and self.head[0] <= key:
+            if self.head[0] == key:
+                group.append(self.head[1])
+            self.head = next(self.rows, None)
+        return group
+
+
+_BYTES = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "PIB": 2**50}
+
+
+def _size(text: str) -> float:
+    """Bytes of a DuckDB memory setting ("256MB", "488.2 MiB"); unknown: unlimited."""
+    found = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    if found is None or found.group(2).upper() not in _BYTES:
+        return math.inf
+    return float(found.group(1)) * _BYTES[found.group(2).upper()]
+
+
+@contextlib.contextmanager
+def _memory_budget(conn: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's memory_limit lowered to ``limit`` for the block (it is the database's, not the
+    connection's), then restored as DuckDB reported it."""
+    (current,) = conn.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    if _size(current) <= _size(limit):
+        yield
+        return
+    conn.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        conn.execute(f"SET memory_limit = '{current}'")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _with_action(p: Problem, action: str) -> Problem:
