@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoUnavailable, 
 log = logging.getLogger(__name__)
 
 ATTACHMENT_BATCH_FACTOR = 5
+# What sending one batch gives back: per-record outcomes, credits running out (or None), calls made.
+Transmitted = tuple[list[RecordOutcome], CreditsExhausted | None, int]
 LIST_TRUNCATION = 500  # Zoho cuts rich text to 500 characters in list responses
 
 
@@ -227,42 +229,61 @@ class ChildLoader:
             # crash leaves to reconcile stays a few hundred files.
             size *= ATTACHMENT_BATCH_FACTOR
         uncertain: list[Prepared] = []
-        for start in range(0, len(items), size):
-            batch = items[start : start + size]
-            t0 = time.perf_counter()
-            self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
-            outcomes, exhausted = self.transmit(batch)
-            unknown = {o.index for o in outcomes if o.uncertain}
-            self.result.sent += len(outcomes)
-            before = (self.result.ok, self.result.failed, self.result.quarantined)
-            sorted_outcomes = sorted(outcomes, key=lambda o: o.index)
-            keep = [o for o in sorted_outcomes if o.index not in unknown]
-            record = apply_outcomes(
-                self.ctx, self.step, self.writer, self.parents, self.result,
-                [batch[o.index] for o in keep], [o.at(n) for n, o in enumerate(keep)],
-                operation=self.operation, created_if=lambda *_: True, parent_of=lambda p: p.resolved.parent,
-                credits=self.credits(len(batch)),
-            )
-            commit(self.ctx, self.writer, record, self.result, self.step)
-            uncertain += [batch[i] for i in sorted(unknown)]
-            log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d uncertain=%d elapsed=%.2fs",
-                     self.step.name, len(outcomes), self.result.ok - before[0], self.result.failed - before[1],
-                     self.result.quarantined - before[2], len(unknown), time.perf_counter() - t0)
-            if exhausted is not None:
-                raise exhausted
+        batches = [items[start : start + size] for start in range(0, len(items), size)]
+        # The next batch goes out (its intents recorded first) while this thread writes the
+        # previous one's outcomes to the ledger: the calls never wait for the ledger. Only this
+        # thread touches the ledger.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-children") as sender:
+            in_flight: tuple[list[Prepared], Future[Transmitted], float] | None = None
+            exhausted: CreditsExhausted | None = None
+            for batch in batches:
+                if exhausted is not None:
+                    break
+                self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
+                sending = (batch, sender.submit(self.transmit, batch), time.perf_counter())
+                if in_flight is not None:
+                    exhausted = self.settle(*in_flight, uncertain)
+                in_flight = sending
+            if in_flight is not None:
+                exhausted = self.settle(*in_flight, uncertain) or exhausted
+        if exhausted is not None:
+            raise exhausted
         return uncertain
+
+    def settle(self, batch: list[Prepared], sent: Future[Transmitted], t0: float,
+               uncertain: list[Prepared]) -> CreditsExhausted | None:
+        """Write one transmitted batch's outcomes to the ledger; its unknown ones go to ``uncertain``."""
+        outcomes, exhausted, calls = sent.result()
+        self.result.api_calls += calls
+        outcomes = self.unclaimed(outcomes)
+        unknown = {o.index for o in outcomes if o.uncertain}
+        self.result.sent += len(outcomes)
+        before = (self.result.ok, self.result.failed, self.result.quarantined)
+        sorted_outcomes = sorted(outcomes, key=lambda o: o.index)
+        keep = [o for o in sorted_outcomes if o.index not in unknown]
+        record = apply_outcomes(
+            self.ctx, self.step, self.writer, self.parents, self.result,
+            [batch[o.index] for o in keep], [o.at(n) for n, o in enumerate(keep)],
+            operation=self.operation, created_if=lambda *_: True, parent_of=lambda p: p.resolved.parent,
+            credits=self.credits(len(batch)),
+        )
+        commit(self.ctx, self.writer, record, self.result, self.step)
+        uncertain += [batch[i] for i in sorted(unknown)]
+        log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d uncertain=%d elapsed=%.2fs",
+                 self.step.name, len(outcomes), self.result.ok - before[0], self.result.failed - before[1],
+                 self.result.quarantined - before[2], len(unknown), time.perf_counter() - t0)
+        return exhausted
 
     def credits(self, n: int) -> int:
         return limits.write_call_credits(n) if self.step.kind == "notes" else n
 
-    def transmit(self, batch: list[Prepared]) -> tuple[list[RecordOutcome], CreditsExhausted | None]:
+    def transmit(self, batch: list[Prepared]) -> Transmitted:
+        """Send one batch (on the sender thread): outcomes, credits running out, calls made. No ledger here."""
         if self.step.kind == "notes":
             try:
-                outcomes = self.ctx.client.create_notes([p.payload for p in batch])
-                self.result.api_calls += 1
-                return outcomes, None
+                return self.ctx.client.create_notes([p.payload for p in batch]), None, 1
             except CreditsExhausted as exc:
-                return list(exc.outcomes), exc
+                return list(exc.outcomes), exc, 1
         workers = max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
                                 self.ctx.client.config.concurrency))
 
@@ -281,18 +302,21 @@ class ChildLoader:
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="load-attach") as pool:
             answers = list(pool.map(upload, enumerate(batch)))
-        self.result.api_calls += len(answers)
         outcomes = [a for a in answers if isinstance(a, RecordOutcome)]
         stops = [a for a in answers if isinstance(a, CreditsExhausted)]
-        # An upload the client resolved by file name may have matched a file another row owns.
+        return outcomes, (stops[0] if stops else None), len(answers)
+
+    def unclaimed(self, outcomes: list[RecordOutcome]) -> list[RecordOutcome]:
+        """An upload the client resolved by file name may have matched a file another row owns."""
+        if self.step.kind == "notes":
+            return outcomes
         claimed = set(self.ctx.ledger.by_zoho_ids(self.step.module, [o.zoho_id for o in outcomes if o.ok and o.zoho_id]))
-        outcomes = [
+        return [
             RecordOutcome(index=o.index, ok=False, code="UNCERTAIN_OUTCOME", uncertain=True,
                           message="matched a file another row owns")
             if o.ok and o.zoho_id in claimed and o.details.get("resolved_by") else o
             for o in outcomes
         ]
-        return outcomes, (stops[0] if stops else None)
 
     # -- changed rows that already exist ------------------------------------------
     def replace(self, items: list[Prepared], zoho_ids: dict[str, str]) -> None:

@@ -470,23 +470,31 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
         except CreditsExhausted as exc:
             return list(exc.outcomes), exc
 
-    # A sliding window: a new batch goes out as soon as one comes back, so ``group`` calls stay in
-    # flight while the finished ones are written to the ledger (in completion order: each batch's
-    # ledger record is self-contained).
+    # A sliding window: a new batch goes out as soon as one comes back, before the finished one is
+    # written to the ledger, so ``group`` calls stay in flight while this thread writes (in
+    # completion order: each batch's ledger record is self-contained, and a kill in between leaves
+    # records that the next run's pre-scan adopts).
     stop: CreditsExhausted | None = None
     queue_ = list(reversed(batches))
     with ThreadPoolExecutor(max_workers=group, thread_name_prefix="load-upsert") as pool:
         in_flight: dict[Future[tuple[list[RecordOutcome], CreditsExhausted | None]], tuple[list[Prepared], float]] = {}
-        while queue_ or in_flight:
+
+        def refill() -> None:
             while queue_ and stop is None and len(in_flight) < group:
                 batch = queue_.pop()
                 in_flight[pool.submit(send, batch)] = (batch, time.perf_counter())
-            if not in_flight:
-                break
+
+        refill()
+        while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            finished = []
             for future in done:
                 batch, t0 = in_flight.pop(future)
                 outcomes, exhausted = future.result()
+                stop = stop or exhausted
+                finished.append((batch, t0, outcomes))
+            refill()
+            for batch, t0, outcomes in finished:
                 result.sent += len({o.index for o in outcomes})
                 result.api_calls += 1
                 before = (result.ok, result.failed, result.quarantined)
@@ -496,6 +504,5 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
                 log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
                          len(outcomes), result.ok - before[0], result.failed - before[1],
                          result.quarantined - before[2], time.perf_counter() - t0)
-                stop = stop or exhausted
     if stop is not None:
         raise stop
