@@ -5,7 +5,7 @@ trimmed of c-tree's CHAR padding (blank becomes NULL), typed, plus
 
 * ``_office_id``   - which practice the row came from (ids overlap between offices),
 * ``_source_key``  - the catalog key joined with ':' (the row's identity),
-* ``_row_hash``    - DuckDB's hash over the typed values, the change detector for deltas,
+* ``_row_hash``    - DuckDB's 64-bit hash over the typed values, the change detector for deltas,
 * ``_snapshot_id`` - which extraction produced the row.
 
 A re-stage loads into a side table and swaps it in, so readers never see half a
@@ -311,15 +311,16 @@ def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequen
 
 
 def _row_hash_expr(columns: Sequence[CatalogColumn]) -> str:
-    """DuckDB's own 64-bit hash over the typed values, as hex.
+    """DuckDB's own 64-bit hash over the typed values, kept as the number (UBIGINT).
 
-    About twice as fast as md5 over the values rendered as text. It is only ever
+    About twice as fast as md5 over the values rendered as text, and rendering it as
+    hex would cost a third as much again as the hash itself. It is only ever
     compared with hashes made by the same DuckDB (the previous snapshot, the delta
     stage); a DuckDB upgrade between two stages would make every row look changed,
     which costs a re-shape but never a re-send: the ledger compares the shaped rows'
     own hashes.
     """
-    return "printf('%016x', hash(" + ", ".join(_q(c.name) for c in columns) + "))"
+    return "hash(" + ", ".join(_q(c.name) for c in columns) + ")"
 
 
 def _source_key_expr(obj: CatalogObject) -> str:
@@ -575,7 +576,7 @@ class StagingStore:
             readers.discard(index)
             return _failure(obj, exc)
         columns = tuple((c.name, duck_type(c)) for c in obj.columns) + tuple(
-            (name, "VARCHAR") for name in SYSTEM_COLUMNS
+            (name, "UBIGINT" if name == "_row_hash" else "VARCHAR") for name in SYSTEM_COLUMNS
         )
         return StageResult(
             object_name=obj.name,

@@ -61,7 +61,7 @@ def test_padding_is_trimmed_and_types_are_real(staged_sqlalchemy: Path, tiny_pra
         assert types["apptdate"] == "TIMESTAMP"
         assert types["timehr"] == "SMALLINT"
         assert types["amt"].startswith("DECIMAL")
-        assert types["_row_hash"] == "VARCHAR"
+        assert types["_row_hash"] == "UBIGINT"
         office, snapshots = con.execute(
             f"SELECT min(_office_id), count(DISTINCT _snapshot_id) FROM {STAGING_SCHEMA}.patient"
         ).fetchone()
