@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -218,34 +218,45 @@ class ChildLoader:
     def send(self, items: list[Prepared]) -> list[Prepared]:
         """Create in batches; returns the items whose outcome is unknown."""
         size = self.ctx.options.batch_size
+        concurrency = max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
+                                 self.ctx.client.config.concurrency))
         if self.step.kind == "notes":
-            # A group of batches per round trip to the ledger: the client sends the group's batches of
-            # 100 concurrently, up to the org's concurrency. Intents are still recorded before sending.
-            size *= max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
-                               self.ctx.client.config.concurrency))
+            # One call per batch of 100, ``concurrency`` of them in flight: a new one goes out as
+            # soon as one comes back (no group waits for its slowest call).
+            window = concurrency
         else:
-            # Uploads go one call each through a pool; a longer batch keeps the pool full for longer
-            # between ledger commits (the tail of a batch waits for its slowest upload), while what a
+            # Uploads go one call each through a pool inside ``transmit``; a longer batch keeps the
+            # pool full for longer (the tail of a batch waits for its slowest upload), while what a
             # crash leaves to reconcile stays a few hundred files.
             size *= ATTACHMENT_BATCH_FACTOR
+            window = 1
         uncertain: list[Prepared] = []
-        batches = [items[start : start + size] for start in range(0, len(items), size)]
-        # The next batch goes out (its intents recorded first) while this thread writes the
-        # previous one's outcomes to the ledger: the calls never wait for the ledger. Only this
+        pending = iter([items[start : start + size] for start in range(0, len(items), size)])
+        # Each batch's intents are recorded before it goes out; the next batches go out before the
+        # finished ones are written to the ledger, so the calls never wait for it. Only this
         # thread touches the ledger.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-children") as sender:
-            in_flight: tuple[list[Prepared], Future[Transmitted], float] | None = None
-            exhausted: CreditsExhausted | None = None
-            for batch in batches:
-                if exhausted is not None:
-                    break
-                self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
-                sending = (batch, sender.submit(self.transmit, batch), time.perf_counter())
-                if in_flight is not None:
-                    exhausted = self.settle(*in_flight, uncertain)
-                in_flight = sending
-            if in_flight is not None:
-                exhausted = self.settle(*in_flight, uncertain) or exhausted
+        exhausted: CreditsExhausted | None = None
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="load-children") as sender:
+            in_flight: dict[Future[Transmitted], tuple[list[Prepared], float]] = {}
+
+            def refill() -> None:
+                while exhausted is None and len(in_flight) < window:
+                    batch = next(pending, None)
+                    if batch is None:
+                        return
+                    self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
+                    in_flight[sender.submit(self.transmit, batch)] = (batch, time.perf_counter())
+
+            refill()
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                finished = [(future, *in_flight.pop(future)) for future in done]
+                # Credits running out stops what has not gone yet; what went is settled.
+                if exhausted is None:
+                    exhausted = next((f.result()[1] for f, _, _ in finished if f.result()[1] is not None), None)
+                refill()
+                for future, batch, t0 in finished:
+                    exhausted = self.settle(batch, future, t0, uncertain) or exhausted
         if exhausted is not None:
             raise exhausted
         return uncertain
