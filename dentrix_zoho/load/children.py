@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,13 @@ from dentrix_zoho.load.upserts import (
     held_back,
     still_rejected,
 )
+from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import list_parent_notes
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoUnavailable, limits
 
 log = logging.getLogger(__name__)
 
 ATTACHMENT_BATCH_FACTOR = 5
-# What sending one batch gives back: per-record outcomes, credits running out (or None), calls made.
-Transmitted = tuple[list[RecordOutcome], CreditsExhausted | None, int]
 LIST_TRUNCATION = 500  # Zoho cuts rich text to 500 characters in list responses
 
 
@@ -218,12 +217,10 @@ class ChildLoader:
     def send(self, items: list[Prepared]) -> list[Prepared]:
         """Create in batches; returns the items whose outcome is unknown."""
         size = self.ctx.options.batch_size
-        concurrency = max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
-                                 self.ctx.client.config.concurrency))
         if self.step.kind == "notes":
-            # One call per batch of 100, ``concurrency`` of them in flight: a new one goes out as
+            # One call per batch of 100, ``calls_in_flight`` of them in flight: a new one goes out as
             # soon as one comes back (no group waits for its slowest call).
-            window = concurrency
+            window = self.ctx.calls_in_flight
         else:
             # Uploads go one call each through a pool inside ``transmit``; a longer batch keeps the
             # pool full for longer (the tail of a batch waits for its slowest upload), while what a
@@ -231,41 +228,21 @@ class ChildLoader:
             size *= ATTACHMENT_BATCH_FACTOR
             window = 1
         uncertain: list[Prepared] = []
-        pending = iter([items[start : start + size] for start in range(0, len(items), size)])
-        # Each batch's intents are recorded before it goes out; the next batches go out before the
-        # finished ones are written to the ledger, so the calls never wait for it. Only this
-        # thread touches the ledger.
-        exhausted: CreditsExhausted | None = None
-        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="load-children") as sender:
-            in_flight: dict[Future[Transmitted], tuple[list[Prepared], float]] = {}
-
-            def refill() -> None:
-                while exhausted is None and len(in_flight) < window:
-                    batch = next(pending, None)
-                    if batch is None:
-                        return
-                    self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
-                    in_flight[sender.submit(self.transmit, batch)] = (batch, time.perf_counter())
-
-            refill()
-            while in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                finished = [(future, *in_flight.pop(future)) for future in done]
-                # Credits running out stops what has not gone yet; what went is settled.
-                if exhausted is None:
-                    exhausted = next((f.result()[1] for f, _, _ in finished if f.result()[1] is not None), None)
-                refill()
-                for future, batch, t0 in finished:
-                    exhausted = self.settle(batch, future, t0, uncertain) or exhausted
-        if exhausted is not None:
-            raise exhausted
+        send_in_window(
+            [items[start : start + size] for start in range(0, len(items), size)],
+            self.transmit,
+            lambda batch, sent, started: self.settle(batch, sent, started, uncertain),
+            window=window,
+            name="load-children",
+            # A resume looks in Zoho before sending again whatever was announced and not settled.
+            before_send=lambda batch: self.writer.record_intent(self.step.module, [p.row.source_id for p in batch]),
+        )
         return uncertain
 
-    def settle(self, batch: list[Prepared], sent: Future[Transmitted], t0: float,
-               uncertain: list[Prepared]) -> CreditsExhausted | None:
-        """Write one transmitted batch's outcomes to the ledger; its unknown ones go to ``uncertain``."""
-        outcomes, exhausted, calls = sent.result()
-        self.result.api_calls += calls
+    def settle(self, batch: list[Prepared], sent: Sent, started: float, uncertain: list[Prepared]) -> None:
+        """Write one batch's outcomes to the ledger; its unknown ones go to ``uncertain``."""
+        outcomes, _ = sent
+        self.result.api_calls += 1 if self.step.kind == "notes" else len(batch)  # one call per file
         outcomes = self.unclaimed(outcomes)
         unknown = {o.index for o in outcomes if o.uncertain}
         self.result.sent += len(outcomes)
@@ -282,21 +259,19 @@ class ChildLoader:
         uncertain += [batch[i] for i in sorted(unknown)]
         log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d uncertain=%d elapsed=%.2fs",
                  self.step.name, len(outcomes), self.result.ok - before[0], self.result.failed - before[1],
-                 self.result.quarantined - before[2], len(unknown), time.perf_counter() - t0)
-        return exhausted
+                 self.result.quarantined - before[2], len(unknown), time.perf_counter() - started)
 
     def credits(self, n: int) -> int:
         return limits.write_call_credits(n) if self.step.kind == "notes" else n
 
-    def transmit(self, batch: list[Prepared]) -> Transmitted:
-        """Send one batch (on the sender thread): outcomes, credits running out, calls made. No ledger here."""
+    def transmit(self, batch: list[Prepared]) -> Sent:
+        """Send one batch (on a sender thread): outcomes, and credits running out. No ledger here."""
         if self.step.kind == "notes":
             try:
-                return self.ctx.client.create_notes([p.payload for p in batch]), None, 1
+                return self.ctx.client.create_notes([p.payload for p in batch]), None
             except CreditsExhausted as exc:
-                return list(exc.outcomes), exc, 1
-        workers = max(1, min(self.ctx.options.parallel_batches or self.ctx.client.config.concurrency,
-                                self.ctx.client.config.concurrency))
+                return list(exc.outcomes), exc
+        workers = self.ctx.calls_in_flight
 
         def upload(pair: tuple[int, Prepared]) -> RecordOutcome | CreditsExhausted:
             i, item = pair
@@ -315,7 +290,7 @@ class ChildLoader:
             answers = list(pool.map(upload, enumerate(batch)))
         outcomes = [a for a in answers if isinstance(a, RecordOutcome)]
         stops = [a for a in answers if isinstance(a, CreditsExhausted)]
-        return outcomes, (stops[0] if stops else None), len(answers)
+        return outcomes, (stops[0] if stops else None)
 
     def unclaimed(self, outcomes: list[RecordOutcome]) -> list[RecordOutcome]:
         """An upload the client resolved by file name may have matched a file another row owns."""

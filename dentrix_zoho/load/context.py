@@ -96,6 +96,12 @@ class LoadContext:
     def run_id_field(self, module: str) -> str:
         return self.schema.run_id_field(module)
 
+    @property
+    def calls_in_flight(self) -> int:
+        """Concurrent calls a step keeps going: ``parallel_batches`` if set, never above the org's concurrency."""
+        concurrency = self.client.config.concurrency
+        return max(1, min(self.options.parallel_batches or concurrency, concurrency))
+
 
 @dataclass
 class ModuleLoadResult:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
+from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import current_stamps, existing_by_key, scan_by_key
 from dentrix_zoho.mapping.validation import value_class
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
@@ -461,48 +461,24 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
                   created_if: Callable[[Prepared, RecordOutcome], bool]) -> None:
     size = ctx.options.batch_size
     batches = [ready[i : i + size] for i in range(0, len(ready), size)]
-    group = max(1, min(ctx.options.parallel_batches or ctx.client.config.concurrency, ctx.client.config.concurrency))
 
-    def send(batch: list[Prepared]) -> tuple[list[RecordOutcome], CreditsExhausted | None]:
+    def send(batch: list[Prepared]) -> Sent:
         try:
             return ctx.client.upsert(step.module, [p.payload for p in batch],
                                      duplicate_check_fields=[sid_field], trigger=[]), None
         except CreditsExhausted as exc:
             return list(exc.outcomes), exc
 
-    # A sliding window: a new batch goes out as soon as one comes back, before the finished one is
-    # written to the ledger, so ``group`` calls stay in flight while this thread writes (in
-    # completion order: each batch's ledger record is self-contained, and a kill in between leaves
-    # records that the next run's pre-scan adopts).
-    stop: CreditsExhausted | None = None
-    queue_ = list(reversed(batches))
-    with ThreadPoolExecutor(max_workers=group, thread_name_prefix="load-upsert") as pool:
-        in_flight: dict[Future[tuple[list[RecordOutcome], CreditsExhausted | None]], tuple[list[Prepared], float]] = {}
+    def settle(batch: list[Prepared], sent: Sent, started: float) -> None:
+        outcomes, _ = sent
+        result.sent += len({o.index for o in outcomes})
+        result.api_calls += 1
+        before = (result.ok, result.failed, result.quarantined)
+        record = apply_outcomes(ctx, step, writer, parents, result, batch, outcomes, operation="upsert",
+                                created_if=created_if, credits=limits.write_call_credits(len(batch)))
+        commit(ctx, writer, record, result, step)
+        log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
+                 len(outcomes), result.ok - before[0], result.failed - before[1],
+                 result.quarantined - before[2], time.perf_counter() - started)
 
-        def refill() -> None:
-            while queue_ and stop is None and len(in_flight) < group:
-                batch = queue_.pop()
-                in_flight[pool.submit(send, batch)] = (batch, time.perf_counter())
-
-        refill()
-        while in_flight:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            finished = []
-            for future in done:
-                batch, t0 = in_flight.pop(future)
-                outcomes, exhausted = future.result()
-                stop = stop or exhausted
-                finished.append((batch, t0, outcomes))
-            refill()
-            for batch, t0, outcomes in finished:
-                result.sent += len({o.index for o in outcomes})
-                result.api_calls += 1
-                before = (result.ok, result.failed, result.quarantined)
-                record = apply_outcomes(ctx, step, writer, parents, result, batch, outcomes, operation="upsert",
-                                        created_if=created_if, credits=limits.write_call_credits(len(batch)))
-                commit(ctx, writer, record, result, step)
-                log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
-                         len(outcomes), result.ok - before[0], result.failed - before[1],
-                         result.quarantined - before[2], time.perf_counter() - t0)
-    if stop is not None:
-        raise stop
+    send_in_window(batches, send, settle, window=ctx.calls_in_flight, name="load-upsert")
