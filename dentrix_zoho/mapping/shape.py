@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from dentrix_zoho.mapping.spec import MappingSpec, StreamSpec, spec_hash
 from dentrix_zoho.mapping.summary import ModuleCounts, ObjectAccount, ShapeSummary
 from dentrix_zoho.mapping.transforms import Context, apply
 from dentrix_zoho.mapping.validation import value_class
+from dentrix_zoho.staging.store import memory_budget
 
 log = logging.getLogger(__name__)
 
@@ -725,7 +724,7 @@ class _Shaper:
     def run(self) -> ShapeSummary:
         ensure_tables(self.conn)
         self.find_staged_tables()
-        with _memory_budget(self.conn, SHAPING_MEMORY_LIMIT), self.writer:
+        with memory_budget(self.conn, SHAPING_MEMORY_LIMIT), self.writer:
             self.shape_streams()
             for name, acc in sorted(self.summary.objects.items()):
                 self.writer.add("accounting", {"office_id": self.office_id, "source_object": name, **vars(acc)})
@@ -776,33 +775,6 @@ class _Groups:
                 group.append(self.head[1])
             self.head = next(self.rows, None)
         return group
-
-
-_BYTES = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "PIB": 2**50}
-
-
-def _size(text: str) -> float:
-    """Bytes of a DuckDB memory setting ("256MB", "488.2 MiB"); unknown: unlimited."""
-    found = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
-    if found is None or found.group(2).upper() not in _BYTES:
-        return math.inf
-    return float(found.group(1)) * _BYTES[found.group(2).upper()]
-
-
-@contextlib.contextmanager
-def _memory_budget(conn: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """DuckDB's memory_limit lowered to ``limit`` for the block (it is the database's, not the
-    connection's), then restored as DuckDB reported it."""
-    (current,) = conn.execute("SELECT current_setting('memory_limit')").fetchall()[0]
-    if _size(current) <= _size(limit):
-        yield
-        return
-    conn.execute(f"SET memory_limit = '{limit}'")
-    try:
-        yield
-    finally:
-        conn.execute(f"SET memory_limit = '{current}'")
 
 
 def _quote(name: str) -> str:

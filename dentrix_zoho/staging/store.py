@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -415,26 +417,55 @@ def _staging_settings(con: duckdb.DuckDBPyConnection, *, compress: bool, memory_
     Each row group is written as soon as it is full (DuckDB buffers five by default,
     which for any of our tables means writing everything at commit, after the last
     row, instead of while the readers still fetch): a 250k-row table's commit drops
-    from about 100 ms to 20. A smaller memory budget (``STAGING_MEMORY_LIMIT``) keeps the
-    process flat whatever the table; ``memory_limit`` is the connection's own, restored
-    as configured (DuckDB reports the setting rounded).
+    from about 100 ms to 20. A smaller memory budget (``STAGING_MEMORY_LIMIT``, see
+    ``memory_budget``) keeps the process flat whatever the table.
     """
     threads, compression, buffered = con.execute(
         "SELECT current_setting('threads'), current_setting('force_compression'), "
         "current_setting('write_buffer_row_group_count')"
     ).fetchone()
     con.execute("SET threads = 1")
-    con.execute(f"SET memory_limit = '{STAGING_MEMORY_LIMIT}'")
     con.execute("SET write_buffer_row_group_count = 1")
     if not compress:
         con.execute("SET force_compression = 'uncompressed'")
     try:
-        yield
+        with memory_budget(con, STAGING_MEMORY_LIMIT, restore=memory_limit):
+            yield
     finally:
         con.execute(f"SET threads = {int(threads)}")
         con.execute(f"SET force_compression = '{compression}'")
         con.execute(f"SET write_buffer_row_group_count = {int(buffered)}")
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+
+
+_BYTES = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "PIB": 2**50}
+
+
+def _size(text: str) -> float:
+    """Bytes of a DuckDB memory setting ("256MB", "488.2 MiB"); unknown: unlimited."""
+    found = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    if found is None or found.group(2).upper() not in _BYTES:
+        return math.inf
+    return float(found.group(1)) * _BYTES[found.group(2).upper()]
+
+
+@contextlib.contextmanager
+def memory_budget(con: duckdb.DuckDBPyConnection, limit: str, *, restore: str | None = None) -> Iterator[None]:
+    """DuckDB's ``memory_limit`` lowered to ``limit`` for the block, never raised, then restored.
+
+    The setting is the database's, not the connection's. It is restored to ``restore``
+    (the limit the caller opened the database with) when given, else to what DuckDB
+    reported, which DuckDB rounds (512MB reads back as "488.2 MiB").
+    """
+    (current,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    if _size(current) <= _size(limit):
+        yield
+        return
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{restore or current}'")
 
 
 def _failure(obj: CatalogObject, exc: Exception) -> StageFailure:
