@@ -13,18 +13,20 @@ Readers are processes (``DENTRIX_EXTRACT_WORKERS``, default 2), each with its ow
 source connection for the whole run. Why processes: turning driver row tuples
 into Arrow costs about half as much as the fetch itself, and both hold the GIL,
 so one Python process can never stage faster than about two thirds of its raw
-fetch rate however well DuckDB overlaps. A reader sends each chunk, conformed to
-the object's raw Arrow schema, as an Arrow IPC stream through a pipe; the parent
-decodes it without copying and stays the only DuckDB writer, so typing, trimming
-and hashing are exactly those of one connection. With one worker there are no
-processes: a thread reads over the caller's own connection.
+fetch rate however well DuckDB overlaps. A reader conforms each chunk (trimmed,
+timestamps typed: ``store.conform``) and sends it as an Arrow IPC stream through a
+pipe; the parent decodes it without copying and stays the only DuckDB writer, so
+the staged rows and hashes are exactly those of one connection. With one worker
+there are no processes: a thread reads over the caller's own connection.
 
 Order and memory: tasks are handed out in the writer's order from one queue, so
 a reader takes a task of the next object only when every task of this one is
-taken. Each object has its own bounded queue in the parent (a thread per pipe
-fills it); a reader blocked on a later object's full queue holds no task the
-writer is waiting for. So memory is bounded by the chunk size times the queue
-depths, whatever the tables' sizes, and the run cannot deadlock.
+taken. What arrives waits in a per-object buffer in the parent (a thread per pipe
+fills it) within one read-ahead budget (``READ_AHEAD_BYTES``) over all objects;
+a chunk of the object being loaded is always let in when its buffer is empty, so
+a reader blocked on the budget never holds what the writer waits for. Memory is
+bounded by the budget and the chunk size, whatever the tables' sizes, and the run
+cannot deadlock.
 
 Errors: a task that fails fails its object only (the writer rolls that object
 back and goes on); a reader that cannot connect or dies fails every object not
@@ -163,8 +165,7 @@ def _read_tasks(
         except _Stopped:
             raise
         except Exception as exc:  # noqa: BLE001 - this object fails; the reader goes on with the next
-            reason = describe_error(exc)
-            emit(_ERROR, index, reason if isinstance(exc, SourceError) else f"staging {read.obj.name} failed: {reason}")
+            emit(_ERROR, index, str(object_error(read.obj.name, exc)))
             continue
         emit(_TASK_DONE, index, None)
 
@@ -186,6 +187,13 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, _PROGRAMMING_ERRORS):
         return f"{exc.__class__.__name__}: {first}"  # names in our code, not values
     return f"{exc.__class__.__name__}: " + _QUOTED.sub("'…'", first)
+
+
+def object_error(object_name: str, exc: Exception) -> SourceError:
+    """Why one object could not be staged: a ``SourceError`` as worded, anything else named, without values."""
+    if isinstance(exc, SourceError):
+        return exc
+    return SourceError(f"staging {object_name} failed: {describe_error(exc)}")
 
 
 def _start_method() -> str:

@@ -59,9 +59,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dentrix_zoho.source.catalog import CatalogColumn, CatalogObject
-from dentrix_zoho.source.connection import DentrixConnection, SourceError
+from dentrix_zoho.source.connection import DentrixConnection
 from dentrix_zoho.source.extract import DEFAULT_CHUNK_ROWS, ColumnPlan
-from dentrix_zoho.staging.readers import ObjectRead, StagingReads, describe_error, extract_workers, plan_read
+from dentrix_zoho.staging.readers import ObjectRead, StagingReads, extract_workers, object_error, plan_read
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +227,11 @@ def load_chunks(
 ) -> int:
     """Create ``target`` (a qualified, quoted table name) from Arrow chunks of ``obj``'s catalog columns.
 
-    DuckDB reads the chunks as one Arrow stream and trims, types, keys and
-    hashes them in a single vectorised statement while they arrive, so the
-    database work overlaps the fetch instead of following it. Full stages and
-    delta stages both come through here, so their row hashes agree.
+    DuckDB reads the chunks (conformed: trimmed, timestamps typed) as one Arrow
+    stream and narrows, keys and hashes them in a single vectorised statement
+    while they arrive, so the database work overlaps the fetch instead of
+    following it. Full stages and delta stages both come through here, so their
+    row hashes agree.
     """
     schema = chunk_schema(obj)
     rows_done = 0
@@ -470,7 +471,7 @@ def memory_budget(con: duckdb.DuckDBPyConnection, limit: str, *, restore: str | 
 
 def _failure(obj: CatalogObject, exc: Exception) -> StageFailure:
     """``exc`` as the operator reads it: a ``SourceError`` as worded, anything else named and without values."""
-    error = exc if isinstance(exc, SourceError) else SourceError(f"staging {obj.name} failed: {describe_error(exc)}")
+    error = object_error(obj.name, exc)
     log.warning("%s", error)
     return StageFailure(obj.name, error)
 
