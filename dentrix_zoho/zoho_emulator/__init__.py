@@ -85,7 +85,10 @@ Choices where the reference is UNVERIFIED or silent
   * Upsert on a value shared by several records updates the oldest. Unique matching ignores case.
     Insert refuses only unique-field clashes: a repeated ``Email`` is stored (it is a duplicate-check
     field for upsert, not a unique one).
-  * Search and count are never stale (the real service lags 1-10 minutes). ``COUNT(id)`` works.
+  * Count is never stale (the real service lags 1-10 minutes). Search is fresh unless
+    ``--index-lag-seconds N``: then search and COQL leave out a record until N seconds after its
+    ``Created_Time`` (Zoho: "Fresh records may return 204 until indexed"; that COQL reads the same
+    index is our assumption, UNVERIFIED). Updated values are never stale. ``COUNT(id)`` works.
   * A credit is spent only by a call that passes auth and limits; a call that would cross the limit
     is refused whole. Credits, usage counters and the clock offset are not persisted across restarts.
   * Custom field API names: characters other than letters and digits become ``_`` (runs collapsed,

@@ -56,13 +56,15 @@ def banner(config: EmulatorConfig) -> str:
 @click.option("--token-mint-limit", default=10, show_default=True, type=click.IntRange(0),
               help="Access tokens one refresh token may mint per 10 minutes (0: no limit).")
 @click.option("--slow-seconds", default=2.0, show_default=True, type=click.FloatRange(0))
+@click.option("--index-lag-seconds", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Search and COQL do not see a record until this long after its creation.")
 @click.option("--allow-non-loopback", is_flag=True, help="Permit binding an address other than loopback.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def zoho_emulator(host: str, port: int, edition: str, users: int, data_dir: Path, latency_ms: float,
                   faults: str | None, seed: int, max_attachment_mb: int, token_ttl: int, credits: int | None,
                   users_file: Path | None, subform_edition_gate: bool, token_mint_limit: int,
-                  slow_seconds: float, allow_non_loopback: bool, log_level: str) -> None:
+                  slow_seconds: float, index_lag_seconds: float, allow_non_loopback: bool, log_level: str) -> None:
     """Run the local Zoho CRM v8 emulator (accounts, API and upload hosts on one port)."""
     if not is_loopback(host) and not allow_non_loopback:
         raise click.BadParameter(f"{host} is not a loopback address; pass --allow-non-loopback to bind it",
@@ -77,7 +79,7 @@ def zoho_emulator(host: str, port: int, edition: str, users: int, data_dir: Path
         data_dir=data_dir, host=host, port=port, edition=edition, users=users, latency_ms=latency_ms,
         faults=faults, seed=seed, max_attachment_mb=max_attachment_mb, token_ttl=token_ttl, credits=credits,
         users_file=users_file, subform_edition_gate=subform_edition_gate, token_mint_limit=token_mint_limit,
-        slow_seconds=slow_seconds,
+        slow_seconds=slow_seconds, index_lag_seconds=index_lag_seconds,
     )
     config.load_credentials_from_env()
     data_dir.mkdir(parents=True, exist_ok=True)

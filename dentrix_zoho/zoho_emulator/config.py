@@ -55,6 +55,8 @@ class EmulatorConfig:
     subform_edition_gate: bool = True
     token_mint_limit: int = 10
     slow_seconds: float = 2.0
+    # Search and COQL leave out records created this many seconds ago or less (0: indexed at once).
+    index_lag_seconds: float = 0.0
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = DEMO_CLIENT_SECRET
     refresh_token: str = DEMO_REFRESH_TOKEN
