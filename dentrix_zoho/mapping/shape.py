@@ -30,6 +30,7 @@ import duckdb
 
 from dentrix_zoho.mapping.identity import PHONE_COLUMNS, digits, norm, same_person
 from dentrix_zoho.mapping.ids import source_system_id
+from dentrix_zoho.mapping.integrity import DUPLICATE_SOURCE_KEY, duplicate_keys
 from dentrix_zoho.mapping.ledger_pdf import LedgerLine, render_ledger_pdf
 from dentrix_zoho.mapping.metadata import FieldMeta, field_metadata
 from dentrix_zoho.mapping.outputs import MODULE_TABLES, OfficeRowsWriter, ensure_tables, row_hash
@@ -89,6 +90,7 @@ class _Shaper:
         self.by_name: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.phones: dict[int, tuple[str, ...]] = {}
         self.staged_tables: set[str] = set()
+        self.duplicates: dict[str, set[tuple[Any, ...]]] = {}  # stream object -> keys of several rows
 
     # -- plumbing -----------------------------------------------------------
 
@@ -141,12 +143,30 @@ class _Shaper:
         """The stream's rows with their skip rules evaluated; ordered by ``order_by`` when the
         rows are not handled one by one (no sort for DuckDB to do otherwise)."""
         skips = "".join(f', ({self.sql(rule.when)}) AS "__skip_{i}"' for i, rule in enumerate(stream.skip))
+        skips += "".join(f', ({self.sql(rule.when)}) AS "__hold_{i}"' for i, rule in enumerate(stream.quarantine))
         order = f" ORDER BY {', '.join(f'q.{_quote(k)}' for k in order_by)}" if order_by else ""
         return self.query(f"SELECT q.*{skips} FROM ({self.sql(stream.query)}) q{order}")
 
     def key_of(self, stream: StreamSpec, row: Mapping[str, Any]) -> Any:
         values = tuple(row[k] for k in stream.key)
         return values[0] if len(values) == 1 else values
+
+    def duplicate_key(self, stream: StreamSpec, row: Mapping[str, Any]) -> Problem | None:
+        """Several staged rows hold this row's key (``integrity``): checked before any rule,
+        which could otherwise settle one of the rows and let the other through alone."""
+        if stream.object not in self.duplicates:
+            self.duplicates[stream.object] = duplicate_keys(self.conn, STAGING_SCHEMA, stream.object, stream.key,
+                                                            self.office_id)
+        if tuple(row.get(k) for k in stream.key) in self.duplicates[stream.object]:
+            return Problem(stream.key[0], "number", DUPLICATE_SOURCE_KEY, "integrity:source_key", "quarantine")
+        return None
+
+    def held_back(self, stream: StreamSpec, row: Mapping[str, Any]) -> Problem | None:
+        """A quarantine rule of the stream that the row matches."""
+        for i, rule in enumerate(stream.quarantine):
+            if row.get(f"__hold_{i}"):
+                return Problem(stream.key[0], "row", rule.name, f"quarantine_rule:{rule.name}", "quarantine")
+        return None
 
     def skip_rule(self, stream: StreamSpec, row: Mapping[str, Any]) -> tuple[str, str] | None:
         for i, rule in enumerate(stream.skip):
@@ -244,12 +264,16 @@ class _Shaper:
         acc = self.account(obj)
         acc.staged += 1
         sid = self.sid(obj, self.key_of(stream, row))
+        duplicate = self.duplicate_key(stream, row)
+        if duplicate is not None:
+            self.add_quarantine(obj, module, sid, [duplicate])
+            return None
         skip = self.skip_rule(stream, row)
         if skip:
             self.add_skip(obj, module, sid, *skip)
             return None
         if not needs_parent:
-            return sid, None, acc
+            return self.hold_or_admit(stream, row, module, sid, None, acc)
         parent, problem, parent_skip = self.parent_state(stream, row)
         if parent_skip == "out_of_sample":
             acc.out_of_sample += 1
@@ -259,6 +283,14 @@ class _Shaper:
             return None
         if problem is not None:
             self.add_quarantine(obj, module, sid, [problem])
+            return None
+        return self.hold_or_admit(stream, row, module, sid, parent, acc)
+
+    def hold_or_admit(self, stream: StreamSpec, row: Mapping[str, Any], module: str, sid: str,
+                      parent: _Parent | None, acc: ObjectAccount) -> tuple[str, _Parent | None, ObjectAccount] | None:
+        held = self.held_back(stream, row)
+        if held is not None:
+            self.add_quarantine(stream.object, module, sid, [held])
             return None
         return sid, parent, acc
 
@@ -282,10 +314,16 @@ class _Shaper:
                 acc.out_of_sample += 1
                 self.patients[patid] = _Parent("out_of_sample", sid)
                 continue
-            skip = self.skip_rule(stream, row)
+            duplicate = self.duplicate_key(stream, row)
+            skip = None if duplicate else self.skip_rule(stream, row)
             if skip:
                 self.add_skip(obj, "Contacts", sid, *skip)
                 self.patients[patid] = _Parent("skipped", sid)
+                continue
+            held = duplicate or self.held_back(stream, row)
+            if held is not None:
+                self.add_quarantine(obj, "Contacts", sid, [held])
+                self.patients[patid] = _Parent("quarantined", sid)
                 continue
             route, built = self.build_patient(stream, row, values)
             if not built.ok:

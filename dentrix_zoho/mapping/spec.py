@@ -109,7 +109,8 @@ class FieldMap(_Strict):
 
 
 class SkipRule(_Strict):
-    """Rows matching ``when`` (a DuckDB boolean over the stream query) are skipped by name."""
+    """Rows matching ``when`` (a DuckDB boolean over the stream query) are skipped by name
+    (under ``skip``) or quarantined by name (under ``quarantine``)."""
 
     name: str
     when: str
@@ -145,6 +146,10 @@ class StreamSpec(_Strict):
     fields: list[FieldMap] = Field(default_factory=list)
     links: list[LinkSpec] = Field(default_factory=list)
     skip: list[SkipRule] = Field(default_factory=list)
+    quarantine: list[SkipRule] = Field(
+        default_factory=list,
+        description="rows matching `when` are held back (quarantined) with the rule's name as reason",
+    )
     owner_provider: str | None = Field(default=None, description="column with the provider id")
     folded: bool = Field(default=False, description="many source rows fold into one record per parent")
 
@@ -314,7 +319,7 @@ class MappingSpec(_Strict):
                         )
         known = BUILTIN_PARAMS | set(self.query_params)
         for name, stream in self.streams.items():
-            texts = [stream.query] + [rule.when for rule in stream.skip]
+            texts = [stream.query] + [rule.when for rule in (*stream.skip, *stream.quarantine)]
             for text in texts:
                 for param in QUERY_PARAM.findall(text):
                     if param not in known:

@@ -47,7 +47,19 @@ def _parse_day(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--dentrix-version", default=DENTRIX_VERSIONS[-1], show_default=True, type=click.Choice(DENTRIX_VERSIONS),
     help="G6.2 leaves out the columns only newer versions have (v_appt.broken, ...).",
 )
-def demo_practice(out: Path, scale: str, seed: int, as_of: date, office: int, dentrix_version: str) -> None:
+@click.option(
+    "--hostile", is_flag=True,
+    help="Then damage chosen patients on purpose, one kind each (empty and SQL-looking names, non-Latin "
+    "and invisible characters, broken e-mails, phones and dates, impossible appointment times, guarantor "
+    "loops, duplicated keys, huge and binary notes ...), listed with the outcome each must reach in "
+    "<stem>.hostile.json.",
+)
+@click.option(
+    "--hostile-kind", "hostile_kinds", multiple=True, metavar="KIND",
+    help="With --hostile: only this kind (repeatable); default all but those staging cannot convert yet.",
+)
+def demo_practice(out: Path, scale: str, seed: int, as_of: date, office: int, dentrix_version: str,
+                  hostile: bool, hostile_kinds: tuple[str, ...]) -> None:
     """Generate a synthetic Dentrix G6/G7 practice database (SQLite stand-in for DentrixSQL).
 
     Tables and v_* views follow the Dentrix catalog; the extractor reads the file as schema
@@ -66,3 +78,12 @@ def demo_practice(out: Path, scale: str, seed: int, as_of: date, office: int, de
         f"in {time.perf_counter() - started:.1f} s -> {result.db_path} "
         f"(images {result.images_dir}, manifest {result.manifest_path}, provider map {result.provider_map_path})"
     )
+    if hostile or hostile_kinds:
+        from dentrix_zoho.source.synthetic.hostile import hostile_manifest_path, make_hostile
+
+        try:
+            damaged = make_hostile(result.db_path, seed, kinds=hostile_kinds or None)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(f"hostile: {len({m.patid for m in damaged.mutations})} patients damaged, "
+                   f"{len(damaged.kinds)} kinds -> {hostile_manifest_path(result.db_path)}")
