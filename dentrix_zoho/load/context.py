@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,13 @@ from dentrix_zoho.mapping.spec import MappingSpec
 from dentrix_zoho.zoho import ZohoClient, limits
 
 Kind = Literal["upsert", "notes", "attachments"]
+WritePath = Literal["auto", "records", "bulk"]
+WRITE_PATHS: tuple[str, ...] = ("auto", "records", "bulk")
+WRITE_PATH_ENV = "ZOHO_WRITE_PATH"
+
+
+def _write_path_from_env() -> str:
+    return os.environ.get(WRITE_PATH_ENV, "").strip().lower() or "auto"
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,24 @@ class LoadOptions:
     child_retry_rounds: int = 3
     # A record someone edited in Zoho after our last write: leave it ("skip", reported) or "overwrite".
     human_edits: Literal["skip", "overwrite"] = "skip"
+    # Keyed modules: "auto" asks the planner (choose_write_path) per step and run, "records" always
+    # uses the record API, "bulk" uses Bulk Write for every row it can carry (see load/bulk_write.py).
+    # Default from $ZOHO_WRITE_PATH, else "auto".
+    write_path: WritePath = field(default_factory=_write_path_from_env)  # type: ignore[assignment]
+    # How long one Bulk Write job may take before its rows go by the record API (None: the client's
+    # bulk_timeout).
+    bulk_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= limits.RECORDS_PER_WRITE:
             raise ValueError(f"batch_size must be 1-{limits.RECORDS_PER_WRITE}, got {self.batch_size}")
         if self.parallel_batches is not None and self.parallel_batches < 1:
             raise ValueError("parallel_batches must be at least 1")
+        if self.write_path not in WRITE_PATHS:
+            raise ValueError(f"write_path ({WRITE_PATH_ENV}) must be one of {', '.join(WRITE_PATHS)}, "
+                             f"got {self.write_path!r}")
+        if self.bulk_timeout_s is not None and self.bulk_timeout_s <= 0:
+            raise ValueError("bulk_timeout_s must be positive")
 
 
 @dataclass
@@ -125,6 +145,13 @@ class ModuleLoadResult:
     owner_unresolved: int = 0
     human_edited: int = 0  # records edited in Zoho by someone else since our last write (see human_edits)
     api_calls: int = 0
+    # The write path of this step (keyed modules) and the planner's numbers behind it.
+    write_path: str = "records"
+    bulk_rows: int = 0  # rows sent in Bulk Write jobs
+    bulk_jobs: int = 0
+    bulk_fallback: int = 0  # rows of a failed or unfinished job sent again by the record API
+    planned_records_credits: int = 0  # the planner's estimate for the record API
+    planned_bulk_credits: int = 0  # and for Bulk Write (0: not estimated)
     elapsed_s: float = 0.0
     dry_run: bool = False
     codes: dict[str, int] = field(default_factory=dict)  # error code -> count

@@ -19,6 +19,7 @@ from typing import Any
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
 from dentrix_zoho.ledger.human_edits import edited_since_our_write
+from dentrix_zoho.load import bulk_write
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
@@ -321,6 +322,7 @@ def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], kno
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
+    bulk_write.resume(ctx, step, rows, writer, parents, result)  # a killed run's Bulk Write jobs first
     to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
     # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.
     lacking = [r for r in (*to_send, *refused) if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
@@ -337,7 +339,10 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
     sid_field = ctx.source_id_field(step.module)
 
     def created_if(item: Prepared, outcome: RecordOutcome) -> bool:
-        return outcome.action == "insert" or item.row.source_id in known.interrupted
+        # Not in Zoho when this step looked: whatever holds its key now, we wrote (e.g. a Bulk Write job
+        # that failed or timed out half-way, whose rows are then sent by upsert and come back "update").
+        return (outcome.action == "insert" or item.row.source_id in known.interrupted
+                or item.row.source_id not in in_zoho)
 
     in_zoho = {sid: x.zoho_id for sid, x in crosswalk.items() if not x.deleted} | known.interrupted | known.foreign
     to_send = hold_human_edits(ctx, step, to_send, crosswalk, writer, result)
@@ -362,6 +367,7 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
                 parents.set(item.row.source_id, DRY_RUN_ID)
             continue
         ready = clear_subforms(ctx, step, ready, in_zoho, result)
+        ready = bulk_write.send(ctx, step, ready, result, writer, parents, created_if)  # the rest: record API
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
 
 

@@ -118,37 +118,61 @@ def read_result_csv(data: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def job_status(status: Mapping[str, Any]) -> str:
+    """A job's status, upper-cased, with the ``INPROGRESS`` spelling of some samples made ``IN PROGRESS``."""
+    text = str(status.get("status", "")).strip().upper()
+    return "IN PROGRESS" if text == "INPROGRESS" else text
+
+
+def job_failure_code(status: Mapping[str, Any]) -> str:
+    resources = status.get("resource") or [{}]
+    first = resources[0] if isinstance(resources[0], Mapping) else {}
+    code = first.get("code")
+    return str(code) if code and str(code).upper() != "SUCCESS" else "BULK_JOB_FAILED"
+
+
+def _missing(index: int) -> RecordOutcome:
+    # Not in the result file: Zoho may or may not have written it; the upsert key makes a retry safe.
+    return RecordOutcome(index=index, ok=False, code="MISSING_RESULT", message="no row in the result file",
+                         uncertain=True)
+
+
+def _row_outcome(index: int, raw: Mapping[str, str]) -> RecordOutcome:
+    row = {k.strip().upper(): (v or "") for k, v in raw.items() if k}
+    status = row.get("STATUS", "").strip().lower()
+    zoho_id = row.get("ID", "").strip() or None
+    if status in _STATUS_ACTION:
+        return RecordOutcome(
+            index=index, ok=True, zoho_id=zoho_id, action=_STATUS_ACTION[status], code="SUCCESS"  # type: ignore[arg-type]
+        )
+    code, api_name, errors = _parse_errors(row.get("ERRORS", ""))
+    return RecordOutcome(
+        index=index,
+        ok=False,
+        zoho_id=zoho_id,
+        code=code or status.upper() or "UNPROCESSED",
+        api_name=api_name,
+        message=f"bulk write row {status or 'unprocessed'}",
+        # 'unprocessed' (or a skip Zoho gives no reason for) says nothing about the record: try again.
+        uncertain=code is None,
+        details={"bulk_status": status, "errors": errors},
+    )
+
+
 def parse_result_rows(indices: Sequence[int], rows: Sequence[Mapping[str, str]]) -> list[RecordOutcome]:
     """Row ``k`` of the result is input row ``k`` of the uploaded CSV."""
-    outcomes: list[RecordOutcome] = []
-    for pos, index in enumerate(indices):
-        if pos >= len(rows):
-            outcomes.append(
-                RecordOutcome(
-                    index=index, ok=False, code="MISSING_RESULT", message="no row in the result file"
-                )
-            )
-            continue
-        row = {k.strip().upper(): (v or "") for k, v in rows[pos].items() if k}
-        status = row.get("STATUS", "").strip().lower()
-        zoho_id = row.get("ID", "").strip() or None
-        if status in _STATUS_ACTION:
-            outcomes.append(
-                RecordOutcome(
-                    index=index, ok=True, zoho_id=zoho_id, action=_STATUS_ACTION[status], code="SUCCESS"
-                )  # type: ignore[arg-type]
-            )
-            continue
-        code, api_name, errors = _parse_errors(row.get("ERRORS", ""))
-        outcomes.append(
-            RecordOutcome(
-                index=index,
-                ok=False,
-                zoho_id=zoho_id,
-                code=code or status.upper() or "UNPROCESSED",
-                api_name=api_name,
-                message=f"bulk write row {status or 'unprocessed'}",
-                details={"bulk_status": status, "errors": errors},
-            )
-        )
-    return outcomes
+    return [_row_outcome(index, rows[pos]) if pos < len(rows) else _missing(index)
+            for pos, index in enumerate(indices)]
+
+
+def parse_result_by_key(keys: Sequence[str], rows: Sequence[Mapping[str, str]], key_column: str) -> list[RecordOutcome]:
+    """Outcome ``i`` is for ``keys[i]``, found by the value of ``key_column`` in the result (one of the
+    first three columns Zoho copies into it), not by position: a result row that names no key we sent
+    is ignored, a key with no row is uncertain."""
+    wanted = key_column.strip().upper()
+    by_key: dict[str, Mapping[str, str]] = {}
+    for raw in rows:
+        value = next((v for k, v in raw.items() if k and k.strip().upper() == wanted), None)
+        if value:
+            by_key.setdefault(value.strip(), raw)
+    return [_row_outcome(i, by_key[key]) if key in by_key else _missing(i) for i, key in enumerate(keys)]

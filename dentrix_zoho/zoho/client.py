@@ -608,6 +608,21 @@ class ZohoClient:
     def _bulk_job(
         self, module: str, file: bulk.BulkFile, operation: str, find_by: str | None, zgid: str
     ) -> list[RecordOutcome]:
+        file_id = self.bulk_upload(module, file, zgid)
+        job_id = self.bulk_create_job(module, file_id, len(file.indices), operation, find_by)
+        status = self.bulk_wait(module, job_id)
+        if bulk.job_status(status) == "FAILED":
+            return [
+                RecordOutcome(index=i, ok=False, code=bulk.job_failure_code(status), message="bulk write job failed")
+                for i in file.indices
+            ]
+        return bulk.parse_result_rows(file.indices, self.bulk_result(module, job_id, status))
+
+    # The steps of one Bulk Write job, public so that the loader can record the job's id in its
+    # ledger between creating the job and polling it (and find the job again after a kill).
+    def bulk_upload(self, module: str, file: bulk.BulkFile, zgid: str | None = None) -> str:
+        """Upload one zipped CSV (reference: Bulk Write "Upload File"); returns its ``file_id``."""
+        zgid = zgid or str(self.org().get("zgid") or self.org().get("id"))
         upload = self._json(
             method="POST",
             path_template=f"{V8}/upload",
@@ -620,6 +635,14 @@ class ZohoClient:
         file_id = (upload.get("details") or {}).get("file_id")
         if not file_id:
             raise ZohoError(f"Bulk Write upload for {module} returned no file_id", code=upload.get("code"))
+        return str(file_id)
+
+    def bulk_create_job(
+        self, module: str, file_id: str, n_records: int, operation: str = "upsert",
+        find_by: str | None = "Source_System_ID",
+    ) -> str:
+        """Create the job for an uploaded file (500 credits); returns the job id. Lookups go as
+        ``Field.id`` columns, which Bulk Write maps without ``field_mappings``."""
         resource: dict[str, Any] = {"type": "data", "module": {"api_name": module}, "file_id": str(file_id)}
         if find_by:
             resource["find_by"] = find_by
@@ -628,25 +651,31 @@ class ZohoClient:
             path_template=f"{BULK_V8}/write",
             module=module,
             json={"operation": operation, "ignore_empty": True, "resource": [resource]},
-            record_count=len(file.indices),
+            record_count=n_records,
             credits=limits.CREDITS_BULK_WRITE,
             idempotent=operation != "insert",
         )
         job_id = (job.get("details") or {}).get("id")
         if not job_id:
             raise ZohoError(f"Bulk Write job for {module} returned no id", code=job.get("code"))
-        status = self._poll_bulk(module, str(job_id))
-        if str(status.get("status", "")).upper() == "FAILED":
-            res = (status.get("resource") or [{}])[0]
-            return [
-                RecordOutcome(
-                    index=i,
-                    ok=False,
-                    code=str(res.get("code") or "BULK_JOB_FAILED"),
-                    message="bulk write job failed",
-                )
-                for i in file.indices
-            ]
+        return str(job_id)
+
+    def bulk_status(self, module: str, job_id: str) -> dict[str, Any]:
+        """One poll of a job: ``status`` is ADDED, IN PROGRESS, COMPLETED, FAILED (or SKIPPED)."""
+        return self._json(
+            method="GET",
+            path_template=f"{BULK_V8}/write/{{job_id}}",
+            path_params={"job_id": job_id},
+            module=module,
+        )
+
+    def bulk_wait(self, module: str, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Poll until the job is COMPLETED or FAILED; ``ZohoError`` code ``BULK_TIMEOUT`` after ``timeout``
+        seconds (default: the config's ``bulk_timeout``)."""
+        return self._poll_bulk(module, job_id, timeout)
+
+    def bulk_result(self, module: str, job_id: str, status: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The rows of a COMPLETED job's result file (the first three columns, ``ID``, ``STATUS``, ``ERRORS``)."""
         url = ((status.get("result") or {}).get("download_url")) or ""
         if not url:
             raise ZohoError(f"Bulk Write job for {module} completed without a download_url")
@@ -665,23 +694,19 @@ class ZohoClient:
         )
         if response.status_code >= 300:
             raise http_error("GET", f"{BULK_V8}/write/{{job_id}}/result", response)
-        return bulk.parse_result_rows(file.indices, bulk.read_result_csv(response.content))
+        return bulk.read_result_csv(response.content)
 
-    def _poll_bulk(self, module: str, job_id: str) -> dict[str, Any]:
+    def _poll_bulk(self, module: str, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         wait = self.config.bulk_poll_initial
-        deadline = time.monotonic() + self.config.bulk_timeout
+        limit = self.config.bulk_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
-            status = self._json(
-                method="GET",
-                path_template=f"{BULK_V8}/write/{{job_id}}",
-                path_params={"job_id": job_id},
-                module=module,
-            )
-            if str(status.get("status", "")).upper() in _FINISHED:
+            status = self.bulk_status(module, job_id)
+            if bulk.job_status(status) in _FINISHED:
                 return status
             if time.monotonic() + wait > deadline:
                 raise ZohoError(
-                    f"Bulk Write job for {module} not finished after {self.config.bulk_timeout:.0f} s",
+                    f"Bulk Write job for {module} not finished after {limit:.0f} s",
                     code="BULK_TIMEOUT",
                 )
             self._sleep(wait)

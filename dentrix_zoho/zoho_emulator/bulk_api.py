@@ -6,6 +6,14 @@ Each chunk is one journaled transaction. A job still ADDED or IN PROGRESS when t
 marked FAILED at the next start (rows already written stay written, as after a real outage).
 Values in the CSV follow Bulk Write's defaults: date ``MM/dd/yyyy``, datetime ``MM/dd/yyyy HH:mm:ss``
 (ISO forms are accepted too), multi-select values separated by ``;``, booleans ``true``/``false``.
+
+Per-row errors go in the result file's ``ERRORS`` column as ``<CODE>-<column>`` (mandatory field
+missing, invalid data, a duplicate of a unique field), with ``STATUS`` ``skipped``.
+
+A test knob, read from the environment when a job starts (so set it before the emulator starts):
+``ZOHO_EMULATOR_BULK_JOBS=fail:N`` writes the first N rows of every job and then marks it FAILED
+(as after an outage: the rows written stay written, no result file); ``stall:N`` writes N rows and
+leaves the job IN PROGRESS for good (a job that never finishes).
 """
 
 from __future__ import annotations
@@ -37,6 +45,18 @@ MAX_COLUMNS = 200
 CHUNK_ROWS = 250
 JOB_COST = 500
 OPERATIONS = ("insert", "update", "upsert")
+JOB_KNOB = "ZOHO_EMULATOR_BULK_JOBS"
+
+
+def _knob() -> tuple[str, int] | None:
+    """``("fail"|"stall", rows)`` from ``ZOHO_EMULATOR_BULK_JOBS``, or None when unset."""
+    raw = os.environ.get(JOB_KNOB, "").strip().lower()
+    if not raw:
+        return None
+    mode, _, count = raw.partition(":")
+    if mode not in ("fail", "stall") or not (count or "0").isdigit():
+        raise ValueError(f"{JOB_KNOB} must be fail:N or stall:N, got {raw!r}")
+    return mode, int(count or 0)
 
 
 def _error(status: int, code: str, message: str, **details: Any) -> ApiError:
@@ -293,6 +313,9 @@ async def _run_job(emulator: Emulator, job_id: str) -> None:
             _set_status(emulator, job, "FAILED")
             return
         header, data = rows[0], rows[1:]
+        knob = _knob()
+        if knob is not None:
+            data = data[:knob[1]]
         fields = org.fields(module)
         results: list[list[str]] = []
         counts = resource["file"]
@@ -305,6 +328,12 @@ async def _run_job(emulator: Emulator, job_id: str) -> None:
                     counts[{"added": "added_count", "updated": "updated_count",
                             "skipped": "skipped_count"}[status]] += 1
             await asyncio.sleep(0)
+        if knob is not None:
+            if knob[0] == "fail":
+                _set_status(emulator, job, "FAILED")
+            else:  # "stall": the counts move, the status never leaves IN PROGRESS
+                _set_status(emulator, job, "IN PROGRESS")
+            return
         _write_result(emulator, job, header, results)
         resource["code"] = "SUCCESS"
         job["result"] = {"download_url": f"/v8/crm/{org.state.org['domain_name']}/bulk-write/{job_id}/{job_id}.zip"}

@@ -5,7 +5,8 @@
 CONFIG_JSON names the DuckDB file, the ledger URL, the emulator's base URL and credentials,
 the run id, ``kill_after`` (API calls counted from the start of the load; 0 = never),
 ``kill_match`` (count only calls whose "METHOD path_template module" contains it) and
-``users_domain`` for the provider map. The kill lands right after a response arrived and
+``users_domain`` for the provider map; optional ``steps`` (load steps, default all) and ``client``
+(ZohoConfig overrides). The kill lands right after a response arrived and
 before the loader could tell the ledger: the worst moment.
 """
 
@@ -42,7 +43,7 @@ def main(config_path: str) -> int:
     client = ZohoClient(ZohoConfig(
         api_base=cfg["base_url"], accounts_url=cfg["base_url"], client_id=cfg["client_id"],
         client_secret=cfg["client_secret"], refresh_token=cfg["refresh_token"], edition="enterprise", users=5,
-        backoff_base=0.002, backoff_cap=0.02, max_retries=12,
+        backoff_base=0.002, backoff_cap=0.02, max_retries=12, **cfg.get("client", {}),
     ), sink)
     spec = load_spec()
     schema = setup_schema(client, spec)
@@ -58,7 +59,7 @@ def main(config_path: str) -> int:
     ctx = LoadContext(Path(cfg["duckdb_path"]), client, ledger, cfg["office_id"], run_id, spec, owners, schema,
                       LoadOptions(parallel_batches=int(cfg.get("parallel_batches", 4))))
     armed["on"] = True
-    results = load_all(ctx)
+    results = load_all(ctx, tuple(cfg["steps"])) if cfg.get("steps") else load_all(ctx)
     print(json.dumps({r.step: {"sent": r.sent, "ok": r.ok, "failed": r.failed} for r in results}))
     return 0
 
