@@ -7,7 +7,8 @@ deleted in Dentrix (``appthist.deletedflag``) both end up here.
 
 Human edits win: a record that someone changed in Zoho after we wrote it
 (``Modified_By`` is not our integration user, or ``Modified_Time`` differs from
-what the ledger recorded) is reported and left alone.
+what the ledger recorded, unless a write of ours announced since may have moved it) is reported
+and left alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import duckdb
 
 from dentrix_zoho.ledger import Ledger
-from dentrix_zoho.ledger.human_edits import edited_since_our_write
+from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
 from dentrix_zoho.ledger.models import AuditEntry, CrosswalkRow
 from dentrix_zoho.zoho import ZohoClient
 
@@ -114,6 +115,7 @@ def apply_deletions(
             result.not_markable += len(rows)
             continue
         actionable: list[CrosswalkRow] = []
+        doubtful = writes_in_doubt(ledger, rows) if module != "Attachments" else set()  # updates left unrecorded
         for row in rows:
             if module == "Attachments":
                 actionable.append(row)
@@ -123,7 +125,8 @@ def apply_deletions(
                 result.already_gone += 1
                 ledger.mark_deleted(run_id, module, [row.zoho_id],
                                     [AuditEntry(run_id, "delete", module, "ok", row.source_id, row.zoho_id, "ALREADY_GONE")])
-            elif edited_since_our_write(row.zoho_modified_time, record, [me] if me else ()):
+            elif edited_since_our_write(row.zoho_modified_time, record, [me] if me else (),
+                                        write_in_doubt=row.zoho_id in doubtful):
                 result.human_edited += 1
                 audit.append(AuditEntry(run_id, "skip_delete", module, "ok", row.source_id, row.zoho_id, "HUMAN_EDITED"))
             else:

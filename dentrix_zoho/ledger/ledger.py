@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 IN_CHUNK = 500
 # Above this many hashes, one scan of the (office, object) slice beats chunked IN.
 SCAN_THRESHOLD = 5_000
+# Audit operation of a write about to go out, committed before the call: a resume learns from it
+# that the write may have landed although the ledger never heard the answer.
+INTENT_OPERATION = "send_intent"
 
 _Row = TypeVar("_Row")
 
@@ -480,6 +483,24 @@ class Ledger:
         conn.execute(insert(s.audit_log), rows)
         conn.execute(update(s.audit_tip).where(s.audit_tip.c.id == 1).values(last_seq=seq, last_hash=prev_hash))
         return [row["seq"] for row in rows]
+
+    def latest_intents(self, module: str, source_ids: Iterable[str]) -> dict[str, str]:
+        """Per source id, the time of the latest send intent any run recorded for it in ``module``."""
+        wanted = list(dict.fromkeys(source_ids))
+        if not wanted:
+            return {}
+        a = s.audit_log.c
+        base = (select(a.source_id, func.max(a.time))
+                .where(a.operation == INTENT_OPERATION, a.module == module).group_by(a.source_id))
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            if len(wanted) > SCAN_THRESHOLD:  # one pass over the module's intents beats many IN lists
+                keep = set(wanted)
+                found = {sid: t for sid, t in conn.execute(base) if sid in keep}
+            else:
+                for chunk in _chunks(wanted):
+                    found.update((sid, t) for sid, t in conn.execute(base.where(a.source_id.in_(chunk))))
+        return found
 
     def audit_entries(self, run_id: str | None = None) -> Iterator[AuditEntry]:
         query = select(s.audit_log).order_by(s.audit_log.c.seq)

@@ -1,10 +1,12 @@
 """Notes and Attachments: no upsert, so nothing is created twice by construction instead.
 
-* Before a create, its source ids go to the audit log as ``send_intent``.
-* A record with an intent but no crosswalk row (a crash, a timeout, a 5xx after send) is
-  first looked for among its parent's existing children: a note by title and content, a
-  file by name and size, skipping children the crosswalk already gives to another row.
-  Only what is not found is sent again.
+* Before a create (and a note's update), its source ids go to the audit log as ``send_intent``.
+* A record with an intent later than its last crosswalk write (a crash, a timeout, a 5xx after
+  send) is first looked for among its parent's existing children: a note by title and content,
+  a file by name and size, skipping children the crosswalk already gives to another row. That
+  happens before anything holds the row back (its file gone from disk, Zoho refused this content
+  before), so a copy a killed run left is in the ledger even while the row waits; only what is
+  not found is sent, when it can be.
 * Missing and over-limit files are never sent: each is a quarantine row with its reason.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,7 @@ class ChildLoader:
     def run(self, rows: list[ShapedRow]) -> None:
         to_send = changed(self.ctx, rows)
         self.result.unchanged = len(rows) - len(to_send)
+        to_send, looked_for = self.found_first(to_send)
         if self.step.kind == "attachments":  # a file already in Zoho needs no file on disk
             to_send = self.hold_back_files(to_send)
         refused = still_rejected(self.writer, to_send)
@@ -157,7 +160,32 @@ class ChildLoader:
         if updates:
             self.replace(updates, {p.row.source_id: crosswalk[p.row.source_id].zoho_id for p in updates})
         if creates:
-            self.create(creates)
+            self.create(creates, looked_for)
+
+    def found_first(self, rows: list[ShapedRow]) -> tuple[list[ShapedRow], set[str]]:
+        """Look for the rows a run announced since their last crosswalk write, before any is held back.
+
+        Returns the rows not found, and the source ids looked for (``create`` need not look again).
+        """
+        if not rows or self.ctx.options.dry_run:
+            return rows, set()
+        crosswalk = crosswalk_by_source(self.ctx, rows)
+        announced = self.writer.intents(self.step.module, [r.source_id for r in rows])
+        maybe: list[Prepared] = []
+        for row in rows:
+            x = crosswalk.get(row.source_id)
+            when = announced.get(row.source_id)
+            if when is None or (x is not None and (not x.deleted or when <= x.last_written_at)):
+                continue  # never announced, or announced before the write the ledger holds
+            self.parents.prime(row.link_source_ids())
+            resolved = resolve_links(row, self.parents, self.ctx.owners, notes_shape=self.step.kind == "notes")
+            if resolved.parent is not None:  # without a parent in Zoho there is nowhere to look
+                maybe.append(Prepared(row, {}, resolved))
+        if not maybe:
+            return rows, set()
+        left = {p.row.source_id for p in self.reconcile(maybe)}
+        looked = {p.row.source_id for p in maybe}
+        return [r for r in rows if r.source_id not in looked or r.source_id in left], looked
 
     def hold_back_files(self, rows: list[ShapedRow]) -> list[ShapedRow]:
         ok: list[ShapedRow] = []
@@ -182,9 +210,10 @@ class ChildLoader:
         return ok
 
     # -- creating, with reconciliation -----------------------------------------
-    def create(self, items: list[Prepared]) -> None:
-        announced = self.writer.intents(self.step.module, [p.row.source_id for p in items])
-        maybe_there = [p for p in items if p.row.source_id in announced]
+    def create(self, items: list[Prepared], looked_for: Collection[str] = ()) -> None:
+        unseen = [p for p in items if p.row.source_id not in looked_for]
+        announced = self.writer.intents(self.step.module, [p.row.source_id for p in unseen])
+        maybe_there = [p for p in unseen if p.row.source_id in announced]
         fresh = [p for p in items if p.row.source_id not in announced]
         if maybe_there:
             fresh += self.reconcile(maybe_there)
@@ -312,6 +341,8 @@ class ChildLoader:
                 batch = items[start : start + size]
                 payloads = [{"id": zoho_ids[p.row.source_id], **{k: v for k, v in p.payload.items() if k != "Parent_Id"}}
                             for p in batch]
+                # A write: if its answer is lost, the new Modified_Time is ours, not a person's.
+                self.writer.record_intent(self.step.module, [p.row.source_id for p in batch])
                 try:
                     outcomes = self.ctx.client.update("Notes", payloads, trigger=[])
                     exhausted = None

@@ -12,12 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from dentrix_zoho.ledger import AuditEntry, CrosswalkWrite, Ledger, QuarantineRow
-from dentrix_zoho.ledger import schema as ledger_schema
+from dentrix_zoho.ledger.ledger import INTENT_OPERATION
 
-INTENT_OPERATION = "send_intent"
 _CODE = re.compile(r"[^A-Za-z0-9_.\-]")
 _CLASS = re.compile(r"[^a-z0-9_]")
 
@@ -53,6 +50,7 @@ class LedgerWriter:
         self.office_id = office_id
         self._open: dict[tuple[str, str], list[QuarantineRow]] | None = None
         self._held: set[str] | None = None
+        self._announced: dict[str, set[str]] = {}  # module -> source ids this writer committed intents for
 
     def _open_quarantine(self) -> dict[tuple[str, str], list[QuarantineRow]]:
         if self._open is None:
@@ -112,24 +110,23 @@ class LedgerWriter:
         return source_id in self._held
 
     def record_intent(self, module: str, source_ids: Sequence[str]) -> None:
-        """Before a create that has no upsert key: a resume must look in Zoho before sending again."""
+        """Before every write call (one insert, committed before the call goes out): a resume learns
+        that the write may have landed though the ledger never heard the answer. Upserts: the record
+        is ours if Zoho then says "update" and nothing else claims it; Notes and Attachments: looked
+        for among the parent's children before they are sent again; an update: its stamp is not a
+        person's edit (``ledger/human_edits.py``)."""
         self.ledger.append_audit_many(
             AuditEntry(self.run_id, INTENT_OPERATION, module, "uncertain", source_id=sid) for sid in source_ids
         )
+        self._announced.setdefault(module, set()).update(source_ids)
 
-    def intents(self, module: str, source_ids: Iterable[str]) -> set[str]:
-        """Source ids some run announced a create for (read straight from the audit table)."""
-        wanted = list(dict.fromkeys(source_ids))
-        a = ledger_schema.audit_log.c
-        found: set[str] = set()
-        with self.ledger.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                query = select(a.source_id).where(
-                    a.operation == INTENT_OPERATION, a.module == module, a.source_id.in_(chunk)
-                ).distinct()
-                found.update(r[0] for r in conn.execute(query))
-        return found
+    def announced(self, module: str, source_id: str) -> bool:
+        """Did this writer commit an intent for the record (so before any call that wrote it)?"""
+        return source_id in self._announced.get(module, ())
+
+    def intents(self, module: str, source_ids: Iterable[str]) -> dict[str, str]:
+        """Source ids some run announced a write for, with the time of the latest announcement."""
+        return self.ledger.latest_intents(module, source_ids)
 
 
 def api_call_sink(ledger: Ledger, run_id: str) -> Callable[[Any], None]:

@@ -7,6 +7,13 @@ it: we created it) or existed before us (we keep its pre-image before touching i
 it goes into the crosswalk at once, before anything is sent: a row this run holds back (parent
 not loaded, refused before with the same content, a failed batch) must not leave a record in
 Zoho that rollback and the audit trail cannot see.
+
+Every batch is announced first (audit ``send_intent``, one insert committed before the call).
+Zoho's search index lags fresh writes, so the pre-scan may miss what a killed run just created,
+and the upsert then answers "update": a record that had no crosswalk row, that the pre-scan did
+not find there before us, that we announced and hold no pre-image of, is one this migration
+created, whatever the search said. The intents also tell the human-edit check that a changed
+``Modified_Time`` may be an update of ours whose answer was lost (``ledger/human_edits.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
-from dentrix_zoho.ledger.human_edits import edited_since_our_write
-from dentrix_zoho.load import bulk_write
+from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
@@ -322,7 +328,6 @@ def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], kno
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
-    bulk_write.resume(ctx, step, rows, writer, parents, result)  # a killed run's Bulk Write jobs first
     to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
     # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.
     lacking = [r for r in (*to_send, *refused) if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
@@ -338,11 +343,21 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
         save_pre_images(ctx, step.module, not_ours, result)
     sid_field = ctx.source_id_field(step.module)
 
+    imaged: set[str] | None = None
+
     def created_if(item: Prepared, outcome: RecordOutcome) -> bool:
-        # Not in Zoho when this step looked: whatever holds its key now, we wrote (e.g. a Bulk Write job
-        # that failed or timed out half-way, whose rows are then sent by upsert and come back "update").
-        return (outcome.action == "insert" or item.row.source_id in known.interrupted
-                or item.row.source_id not in in_zoho)
+        nonlocal imaged
+        sid = item.row.source_id
+        if outcome.action == "insert" or sid in known.interrupted:
+            return True
+        if sid in in_zoho or not writer.announced(step.module, sid):
+            return False
+        # No crosswalk row and not there before us when this step looked, yet Zoho matched the key: a
+        # write of ours made it (a killed run's batch the lagging index hid from the pre-scan, a Bulk
+        # Write job cut short, a retried call), unless some run holds its state from before us.
+        if imaged is None:
+            imaged = {p.zoho_id for p in ctx.ledger.pre_image_refs() if p.module == step.module}
+        return outcome.zoho_id not in imaged
 
     in_zoho = {sid: x.zoho_id for sid, x in crosswalk.items() if not x.deleted} | known.interrupted | known.foreign
     to_send = hold_human_edits(ctx, step, to_send, crosswalk, writer, result)
@@ -366,8 +381,7 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
             for item in ready:  # children later in the dry run can count on these parents
                 parents.set(item.row.source_id, DRY_RUN_ID)
             continue
-        ready = clear_subforms(ctx, step, ready, in_zoho, result)
-        ready = bulk_write.send(ctx, step, ready, result, writer, parents, created_if)  # the rest: record API
+        ready = clear_subforms(ctx, step, ready, in_zoho, result, writer)
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
 
 
@@ -392,13 +406,24 @@ def hold_human_edits(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], cr
     if not ours or ctx.options.dry_run:
         return rows
     stamps = current_stamps(ctx.client, step.module, [x.zoho_id for x in ours.values()])
-    me = _integration_user(ctx)
-    edited = {
-        source_id for source_id, x in ours.items()
+    me = [u for u in (_integration_user(ctx),) if u]
+
+    def judged(x: CrosswalkRow, in_doubt: bool = False) -> bool:
         # No stamp read back (not found): nothing to compare, as before.
-        if (now := stamps.get(x.zoho_id)) and now.get("Modified_Time")
-        and edited_since_our_write(x.zoho_modified_time, now, [me] if me else ())
-    }
+        now = stamps.get(x.zoho_id)
+        return bool(now and now.get("Modified_Time")
+                    and edited_since_our_write(x.zoho_modified_time, now, me, write_in_doubt=in_doubt))
+
+    edited = {source_id for source_id, x in ours.items() if judged(x)}
+    if edited:
+        # A write of ours announced after the last one the ledger recorded may have landed unrecorded
+        # (killed before the answer was written): a stamp our integration user left is then ours.
+        doubtful = writes_in_doubt(ctx.ledger, [ours[s] for s in edited])
+        ours_after_all = {s for s in edited if ours[s].zoho_id in doubtful and not judged(ours[s], True)}
+        if ours_after_all:
+            log.info("load %s: %d record(s) changed in Zoho by an update of ours the ledger had not recorded",
+                     step.name, len(ours_after_all))
+        edited -= ours_after_all
     if not edited:
         return rows
     overwrite = ctx.options.human_edits == "overwrite"
@@ -424,7 +449,7 @@ def hold_human_edits(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], cr
 
 
 def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_zoho: dict[str, str],
-                   result: ModuleLoadResult) -> list[Prepared]:
+                   result: ModuleLoadResult, writer: LedgerWriter) -> list[Prepared]:
     """Zoho appends subform rows sent without an id, so an update would repeat every insurance
     plan: empty the module's subforms on records that exist, then send them again.
 
@@ -450,6 +475,7 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
     size = ctx.options.batch_size
     for start in range(0, len(existing), size):
         chunk = existing[start : start + size]
+        writer.record_intent(step.module, [p.row.source_id for p in chunk])  # a write: its stamp is ours
         outcomes = ctx.client.update(step.module, [{"id": in_zoho[p.row.source_id], **{n: [] for n in names}}
                                                    for p in chunk], trigger=[])
         done = {o.index for o in outcomes if o.ok}
@@ -487,4 +513,5 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
                  len(outcomes), result.ok - before[0], result.failed - before[1],
                  result.quarantined - before[2], time.perf_counter() - started)
 
-    send_in_window(batches, send, settle, window=ctx.calls_in_flight, name="load-upsert")
+    send_in_window(batches, send, settle, window=ctx.calls_in_flight, name="load-upsert",
+                   before_send=lambda batch: writer.record_intent(step.module, [p.row.source_id for p in batch]))

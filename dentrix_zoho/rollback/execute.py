@@ -11,7 +11,8 @@ recorded after our write is reported and, under the default ``skip`` policy,
 left alone. Where the ledger holds no Modified_Time for a record, or the times
 agree (Zoho stamps to the second), its Modified_By decides: anyone but
 ``our_user_ids`` (the integration user the migration and the rollback write
-as) counts as a person.
+as) counts as a person. So does it where a write of ours was announced (send intent) after the
+last one the ledger recorded: that write may have landed unrecorded (``ledger/human_edits.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from dentrix_zoho.ledger import AuditEntry, Ledger
 from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, RollbackItem, RollbackPlan, RollbackStep
-from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id
+from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id, writes_in_doubt
 from dentrix_zoho.rollback.records import matches_pre_image, restore_payload
 from dentrix_zoho.rollback.writer import ALREADY_GONE_CODES, RollbackWriter, WriteOutcome
 
@@ -149,6 +150,7 @@ class _Runner:
         self.read_only = read_only_fields
         self.our_users = our_user_ids
         self.result = RollbackResult(run_id=run_id)
+        self._in_doubt: set[str] = set()  # records with a write of ours announced after the last one recorded
 
     # -- deletes ------------------------------------------------------------------
 
@@ -303,6 +305,8 @@ class _Runner:
         if not self.plan.check_human_edits:
             return None
         current = dict(self.writer.fetch(step.module, [item.zoho_id for item in items], field_names))
+        rows = self.ledger.by_zoho_ids(step.module, [item.zoho_id for item in items])
+        self._in_doubt |= writes_in_doubt(self.ledger, rows.values())
         reads = len(items) if step.op == "restore" and self.plan.restore_reads_per_record else 1
         credits = reads * CREDITS_PER_READ_CALL
         self.result.api_calls += reads
@@ -311,7 +315,8 @@ class _Runner:
         return current
 
     def _may_touch(self, op: str, module: str, item: RollbackItem, current: Mapping[str, Any]) -> bool:
-        edited = edited_since_our_write(item.expected_modified_time, current, self.our_users)
+        edited = edited_since_our_write(item.expected_modified_time, current, self.our_users,
+                                        write_in_doubt=item.zoho_id in self._in_doubt)
         same = None if edited is None else not edited
         if same is None:
             self.result.unverified += 1
