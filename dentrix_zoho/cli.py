@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dentrix_zoho.ledger.cli:ledger_group",
         "Inspect and verify the migration ledger.",
     ),
+    "estimate": (
+        "dentrix_zoho.plan.cli:estimate",
+        "Calls, credits, hours and days the migration needs on the customer's Zoho plan (no API call).",
+    ),
     "rollback": (
         "dentrix_zoho.rollback.cli:rollback",
         "Plan and run a rollback of one run or the whole migration, from the ledger.",

@@ -11,6 +11,7 @@ from dentrix_zoho.defs.cutover.jobs import cutover_jobs, cutover_schedule, cutov
 from dentrix_zoho.defs.load.assets import load_assets
 from dentrix_zoho.defs.load.jobs import load_jobs
 from dentrix_zoho.defs.mapping.assets import mapping_assets, mapping_checks
+from dentrix_zoho.defs.plan.assets import plan_assets
 from dentrix_zoho.defs.rollback.jobs import rollback_jobs
 from dentrix_zoho.defs.source.assets import audit_assets, staging_assets
 from dentrix_zoho.defs.source.jobs import source_jobs
@@ -30,7 +31,7 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     home = str(settings.home.expanduser().resolve())
     return dg.Definitions(
-        assets=[*staging_assets, *audit_assets, *mapping_assets, *load_assets, *cutover_assets],
+        assets=[*staging_assets, *audit_assets, *mapping_assets, *plan_assets, *load_assets, *cutover_assets],
         asset_checks=[*mapping_checks],
         jobs=[*source_jobs, *load_jobs, *cutover_jobs, *rollback_jobs],
         sensors=[cutover_sensor],

@@ -8,7 +8,6 @@ reconciled against their parent's children before they are created again).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,8 @@ from dentrix_zoho.load.context import LOAD_ORDER, LoadContext, LoadStep, ModuleL
 from dentrix_zoho.load.ledger_io import LedgerWriter
 from dentrix_zoho.load.links import ParentIndex
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows
-from dentrix_zoho.load.upserts import changed, load_upsert_step
-from dentrix_zoho.zoho import BudgetExceeded, limits
+from dentrix_zoho.load.upserts import load_upsert_step
+from dentrix_zoho.zoho import BudgetExceeded
 
 log = logging.getLogger(__name__)
 
@@ -147,36 +146,45 @@ class LoadEstimate:
         return out
 
 
-def estimate_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow]) -> StepEstimate:
-    if step.kind == "attachments":
-        rows = [r for r in rows if r.file_status == "ok"]
-    n = len(changed(ctx, rows)) if rows else 0
-    size = ctx.options.batch_size
-    if step.kind == "attachments":
-        calls, credits = n, n * limits.CREDITS_DEFAULT
-    else:
-        calls = limits.write_calls(n, size)
-        credits = sum(limits.write_call_credits(min(size, n - i)) for i in range(0, n, size))
-    if step.kind == "upsert" and n:
-        # the once-per-run look for records we do not know yet (COQL or a module scan)
-        scan = math.ceil(len(rows) / limits.RECORDS_PER_PAGE)
-        calls += scan
-        credits += scan * limits.CREDITS_DEFAULT
-    return StepEstimate(step.name, step.module, n, calls, credits)
+def _estimate_inputs(ctx: LoadContext) -> Any:
+    from dentrix_zoho.plan.estimate import DEFAULT_LATENCY_MS, EstimateInputs
+
+    config = ctx.client.config
+    return EstimateInputs.build(
+        edition=config.edition, users=max(1, config.users), concurrency=config.concurrency,
+        latency_ms=ctx.client.transport.latency_ewma_ms or DEFAULT_LATENCY_MS, reserve=0.0,
+        scope="sample" if ctx.options.sample_source_ids is not None else "full",
+        on_budget_exhausted=config.on_budget_exhausted, write_path=ctx.options.write_path,
+    )
 
 
 def estimate_load(ctx: LoadContext, modules: Sequence[str] = LOAD_ORDER) -> LoadEstimate:
-    """Calls and credits per step from the changed-row counts and the client's limits."""
+    """Calls and credits per step of the load, from the migration estimate (``dentrix_zoho.plan``):
+    the same counts and phases, the load steps alone; the client's budget says what is left."""
+    from dentrix_zoho.plan.counts import count_migration
+    from dentrix_zoho.plan.estimate import estimate_phases
+
+    counts = count_migration(ctx.duckdb_path, ctx.office_id, sample=ctx.options.sample_source_ids,
+                             scope="sample" if ctx.options.sample_source_ids is not None else "full",
+                             ledger=ctx.ledger, steps=modules, require_shaped=False)
+    phases, _ = estimate_phases(counts, _estimate_inputs(ctx), load_only=True)
     budget = ctx.client.budget
     estimate = LoadEstimate(remaining=budget.remaining(), reserve=budget.reserve, limit=budget.daily_limit)
-    for name in modules:
-        for step in steps_for(name):
-            estimate.steps.append(estimate_step(ctx, step, _rows(ctx, step, None)))
+    for c in counts.steps:
+        mine = [p for p in phases if p.step == c.step]
+        estimate.steps.append(StepEstimate(c.step, c.module, c.to_send, sum(p.calls for p in mine),
+                                           sum(p.credits for p in mine)))
     return estimate
 
 
 def refuse_if_over_budget(ctx: LoadContext, estimate: LoadEstimate) -> None:
+    """Refuse (policy ``stop``) a load the credits left cannot carry; under ``pause`` go on and wait."""
     if not estimate.fits:
-        raise LoadOverBudget(estimate)
+        if ctx.client.budget.policy != "pause":
+            raise LoadOverBudget(estimate)
+        log.warning("load estimate: %d credits, %s remaining (reserve %d): the load will pause when the "
+                    "credits run out (ZOHO_ON_BUDGET_EXHAUSTED=pause)", estimate.credits, estimate.remaining,
+                    estimate.reserve)
+        return
     log.info("load estimate: %d calls, %d credits; %s credits remaining", estimate.calls, estimate.credits,
              "unknown" if estimate.remaining is None else estimate.remaining)

@@ -42,6 +42,12 @@ CREDITS_MAXIMUM: dict[Edition, int | None] = {
 }
 FREE_EDITION_CREDITS = 5_000
 
+# --- API access per edition (§5) ---------------------------------------------
+# "API access exists in all editions, including Free" (zoho.com/crm/help/api/api-limits.html).
+# Kept as a table so that an edition without it (an older plan, a future one) is one line here and
+# the migration estimate answers "cannot run" for it.
+API_ACCESS: dict[Edition, bool] = {edition: True for edition in EDITIONS}
+
 # --- concurrency (§5) ----------------------------------------------------------
 CONCURRENCY: dict[Edition, int] = {
     "free": 5,
@@ -124,11 +130,13 @@ def normalise_edition(value: str) -> Edition:
     return key  # type: ignore[return-value]
 
 
-def daily_credits(edition: Edition, users: int) -> int | None:
-    """Credits per rolling 24 h without add-ons; ``None`` means unlimited."""
+def daily_credits(edition: Edition, users: int, addon_credits: int = 0) -> int | None:
+    """Credits per rolling 24 h: min(edition maximum, 50,000 + users x per-user + add-ons);
+    ``None`` means unlimited. Free is a flat 5,000 that add-ons do not raise
+    (zoho.com/crm/help/api/api-limits.html)."""
     if edition == "free":
         return FREE_EDITION_CREDITS
-    total = CREDITS_BASE + max(users, 0) * CREDITS_PER_USER[edition]
+    total = CREDITS_BASE + max(users, 0) * CREDITS_PER_USER[edition] + max(addon_credits, 0)
     cap = CREDITS_MAXIMUM[edition]
     return total if cap is None else min(total, cap)
 

@@ -12,6 +12,7 @@ import dagster as dg
 from dentrix_zoho.defs.load.resources import build_load_context, open_ledger, sample_ids, today, zoho_client
 from dentrix_zoho.defs.load.state import load_schema, save_owners, save_schema
 from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, SHAPED_GROUP, run_scope, shaped_asset_key
+from dentrix_zoho.defs.plan.assets import ESTIMATE_KEY
 from dentrix_zoho.defs.source.assets import staged_asset_key
 from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
 from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
@@ -159,6 +160,8 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
     deps = [SCHEMA_KEY, OWNERS_KEY, APPROVAL_KEY, shaped_asset_key(step.table)]
     if previous is not None:
         deps.append(previous)
+    else:  # the migration estimate and its blocking fits_budget check come before the first write
+        deps.append(ESTIMATE_KEY)
 
     @dg.asset(
         key=key,

@@ -9,10 +9,11 @@ from dentrix_zoho.defs.load.assets import (
     SAMPLE_KEY,
 )
 from dentrix_zoho.defs.mapping.assets import SCOPE_TAG, SHAPED_GROUP
+from dentrix_zoho.defs.plan.assets import PLAN_GROUP
 from dentrix_zoho.defs.source.assets import STAGING_GROUP
 
 # Deletions belong to the delta runs of the cutover window only.
-_everything = dg.AssetSelection.groups(STAGING_GROUP, SHAPED_GROUP, LOAD_GROUP) - dg.AssetSelection.assets(
+_everything = dg.AssetSelection.groups(STAGING_GROUP, SHAPED_GROUP, PLAN_GROUP, LOAD_GROUP) - dg.AssetSelection.assets(
     dg.AssetKey(["zoho_load", "deletions"])
 )
 

@@ -1,0 +1,162 @@
+"""The migration estimate's numbers against hand-computed ones, the verdicts, and bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dentrix_zoho.plan.counts import MigrationCounts, NothingShaped, StepCounts, count_migration
+from dentrix_zoho.plan.estimate import EstimateInputError, EstimateInputs, estimate_migration
+from dentrix_zoho.zoho import limits
+
+OFFICE = "office-1"
+EDITIONS = ("free", "standard", "professional", "enterprise", "ultimate")
+
+
+def test_counts_of_the_hand_built_office(office_home: Any) -> None:
+    counts = count_migration(office_home() / "staging.duckdb", OFFICE)
+    by_step = {s.step: s for s in counts.steps}
+    assert (by_step["responsible_parties"].creates, by_step["patients"].creates) == (1, 2)
+    assert by_step["patients"].bulk_carriable == [2]  # no subform, no date-time: one flat CSV holds them
+    assert by_step["responsible_parties"].bulk_carriable == [0]  # the insurance subform needs the record API
+    assert by_step["events"].creates == 2 and by_step["notes"].creates == 2
+    assert (by_step["attachments"].creates, by_step["attachments"].held_back) == (1, 2)  # missing, over the limit
+    assert by_step["leads"].shaped == 0 and by_step["ledger_pdfs"].shaped == 0
+
+
+# Hand count for the office above, scope full, first run, custom fields already created:
+#   owner resolution: 1 users page                                                     1 call
+#   responsible parties, patients, events: a COQL pre-scan, the module's field metadata,
+#     one upsert call each (1, 2, 2 records: 1 credit each)                          3 x 3 calls
+#   notes: one call of 2 notes; attachments: one upload (the two held-back files go nowhere)   2 calls
+#   reconciliation: one page each of Contacts (3), Events (2), Notes (2), Attachments (1)       4 calls
+# Every call costs 1 credit here (no write call carries more than 10 records).
+HAND_CALLS = 1 + 9 + 2 + 4
+SEQUENTIAL = 1 + 3 + 3 + 4  # owners, pre-scans, metadata, reconciliation: one call at a time
+PARALLEL_ROUNDS = 5  # the five write/upload phases, one call each
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_hand_built_office_on_each_edition(office_home: Any, edition: str) -> None:
+    counts = count_migration(office_home() / "staging.duckdb", OFFICE)
+    inputs = EstimateInputs.build(edition=edition, users=5, latency_ms=100)
+    estimate = estimate_migration(counts, inputs)
+    assert estimate.calls == HAND_CALLS and estimate.credits == HAND_CALLS
+    assert estimate.wall_seconds == pytest.approx((SEQUENTIAL + PARALLEL_ROUNDS) * 0.1)
+    daily = {"free": 5_000, "standard": 50_000 + 5 * 250, "professional": 50_000 + 5 * 500,
+             "enterprise": 50_000 + 5 * 1_000, "ultimate": 50_000 + 5 * 2_000}[edition]
+    assert inputs.daily_credits == daily and inputs.usable_credits_per_day == int(daily * 0.8)
+    assert inputs.usable_concurrency == {"free": 5, "standard": 10, "professional": 15, "enterprise": 20,
+                                         "ultimate": 25}[edition]
+    assert (estimate.verdict, estimate.verdict_text, estimate.days, estimate.exit_code) == (
+        "fits", "fits in one day", 1, 0)
+    modules = {m.module: m for m in estimate.modules}
+    assert modules["Contacts"].records == 3 and modules["Contacts"].path == "records"
+    assert modules["Attachments"].held_back == 2 and modules["Notes"].bulk_credits is None
+    # Bulk Write for the 2 patients: one job (500 to create it, upload, download, polls) + the guarantor's call
+    assert modules["Contacts"].bulk_credits is not None and modules["Contacts"].bulk_credits > 500
+    assert estimate.cheapest_credits == estimate.credits  # the record API is the cheaper path everywhere here
+
+
+def _counts(events: int = 0, uploads: int = 0, notes: int = 0) -> MigrationCounts:
+    steps = [
+        StepCounts("events", "Events", "upsert", shaped=events, creates=events, lacking=0,
+                   waves=[events] if events else [], bulk_carriable=[0] if events else []),
+        StepCounts("notes", "Notes", "notes", shaped=notes, creates=notes, waves=[notes] if notes else []),
+        StepCounts("attachments", "Attachments", "attachments", shaped=uploads, creates=uploads,
+                   waves=[uploads] if uploads else []),
+    ]
+    return MigrationCounts(OFFICE, "full", steps)
+
+
+@pytest.mark.parametrize("edition,heavy,light", [("free", 5, 5), ("standard", 10, 10), ("professional", 10, 15),
+                                                 ("enterprise", 10, 20), ("ultimate", 10, 25)])
+def test_wall_time_follows_the_edition_and_the_cap_on_heavy_calls(edition: str, heavy: int, light: int) -> None:
+    estimate = estimate_migration(_counts(events=2_500, uploads=100), EstimateInputs.build(edition=edition,
+                                                                                           latency_ms=200))
+    phases = {p.phase: p for p in estimate.phases if p.step}
+    assert (phases["record writes"].calls, phases["record writes"].credits) == (25, 250)
+    assert phases["record writes"].seconds == pytest.approx(math.ceil(25 / heavy) * 0.2)
+    assert phases["uploads"].seconds == pytest.approx(math.ceil(100 / light) * 0.2)
+
+
+def test_several_days_on_a_small_budget_pause_or_refuse() -> None:
+    counts = _counts(notes=50_000)
+    # 500 calls of 100 notes (10 credits each), one users page, 250 reconciliation pages of Notes
+    hand = 500 * 10 + 1 + 250
+    paused = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="pause"))
+    assert paused.credits == hand and paused.calls == 500 + 1 + 250
+    assert paused.inputs.usable_credits_per_day == 4_000  # Free: 5,000 less the 20 % reserve
+    assert paused.verdict == "needs_days" and paused.days == math.ceil(hand / 4_000) == 2
+    assert paused.verdict_text.startswith("needs 2 days: run with pause") and paused.exit_code == 3
+    assert not paused.refused_by_policy
+    stopped = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="stop"))
+    assert stopped.refused_by_policy and stopped.exit_code == 2
+    assert "ZOHO_ON_BUDGET_EXHAUSTED is stop" in stopped.verdict_text and "set it to pause" in stopped.verdict_text
+    # the same migration fits one day of Standard's credits
+    assert estimate_migration(counts, EstimateInputs.build(edition="standard")).verdict == "fits"
+
+
+def test_more_than_thirty_days_cannot_run_and_names_the_settings() -> None:
+    counts = _counts(events=1_300_000)
+    hand = 13_000 * 10 + 1 + 1 + 6_500  # writes, users page, the module's metadata, reconciliation pages
+    estimate = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="pause"))
+    assert estimate.credits == hand
+    assert estimate.verdict == "cannot_run" and estimate.exit_code == 2
+    assert estimate.days == math.ceil(hand / 4_000) > 30
+    for setting in ("--users / ZOHO_USERS", "--addon-credits / ZOHO_ADDON_CREDITS", "--edition / ZOHO_EDITION",
+                    "--reserve / ZOHO_PLAN_RESERVE"):
+        assert setting in estimate.verdict_text
+    # add-ons lift the limit: Professional with 10 users and 1M add-on credits fits in one day
+    rich = EstimateInputs.build(edition="professional", users=10, addon_credits=1_000_000)
+    assert rich.daily_credits == 50_000 + 10 * 500 + 1_000_000
+    assert estimate_migration(counts, rich).verdict == "fits"
+
+
+def test_an_edition_without_api_access_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(limits.API_ACCESS, "standard", False)
+    estimate = estimate_migration(_counts(events=10), EstimateInputs.build(edition="standard"))
+    assert estimate.verdict == "cannot_run" and "no API access" in estimate.verdict_text
+    assert "--edition / ZOHO_EDITION" in estimate.verdict_text
+
+
+def test_every_edition_has_api_access_as_zoho_documents() -> None:
+    assert all(limits.API_ACCESS[e] for e in EDITIONS)
+
+
+@pytest.mark.parametrize("values,setting", [
+    ({"users": 0}, "--users / ZOHO_USERS"),
+    ({"users": -3}, "--users / ZOHO_USERS"),
+    ({"users": 250_000}, "--users / ZOHO_USERS"),
+    ({"reserve": 0.95}, "--reserve / ZOHO_PLAN_RESERVE"),
+    ({"reserve": -0.1}, "--reserve / ZOHO_PLAN_RESERVE"),
+    ({"addon_credits": -1}, "--addon-credits / ZOHO_ADDON_CREDITS"),
+    ({"latency_ms": 0}, "--latency-ms / ZOHO_LATENCY_MS"),
+    ({"edition": "gold"}, "--edition / ZOHO_EDITION"),
+])
+def test_bad_input_names_the_setting(values: dict[str, Any], setting: str) -> None:
+    with pytest.raises(EstimateInputError) as err:
+        EstimateInputs.build(**values)
+    assert setting in str(err.value)
+    if "edition" in values:
+        assert all(e in str(err.value) for e in EDITIONS)
+
+
+def test_inputs_from_the_environment_and_aliases() -> None:
+    inputs = EstimateInputs.from_env({"ZOHO_EDITION": "Zoho One", "ZOHO_USERS": "12", "ZOHO_PLAN_RESERVE": "0.5",
+                                      "ZOHO_MAX_CONCURRENCY": "50"}, users=None, latency_ms=150)
+    assert (inputs.edition, inputs.users, inputs.reserve, inputs.latency_ms) == ("enterprise", 12, 0.5, 150)
+    assert inputs.usable_concurrency == 20  # an override above the edition's is capped
+    with pytest.raises(EstimateInputError, match="--users / ZOHO_USERS"):
+        EstimateInputs.from_env({"ZOHO_USERS": "many"})
+
+
+def test_nothing_shaped_says_what_to_run_first(tmp_path: Path) -> None:
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "staging.duckdb")).close()
+    with pytest.raises(NothingShaped, match="dentrix-zoho stage"):
+        count_migration(tmp_path / "staging.duckdb", OFFICE)
