@@ -10,13 +10,14 @@ STAMP  := $(VENV)/.installed
 export DENTRIX_ZOHO_HOME ?= $(CURDIR)/.dentrix_zoho
 export DAGSTER_HOME ?= $(DENTRIX_ZOHO_HOME)/dagster
 
-.PHONY: help setup system-deps test test-fast demo ui bench clean
+.PHONY: help setup system-deps test test-fast demo ui bench soak clean
 
 help:
 	@echo "make demo   - set up, generate a synthetic practice, start the Zoho emulator and run the migration"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make ui     - start the Dagster UI (dagster dev -w workspace.yaml)"
 	@echo "make bench  - run the benchmarks (ratios against limits measured in the same run)"
+	@echo "make soak   - fault soak: the office practice through a faulty emulator, every phase killed and resumed"
 	@echo "make clean  - remove .venv and the working folder"
 
 system-deps:
@@ -51,6 +52,9 @@ ui: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+soak: setup
+	$(BIN)/python -m bench.soak --size office --seed 1 --kills 2
 
 clean:
 	rm -rf $(VENV) .dentrix_zoho
