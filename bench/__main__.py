@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench_extract", "bench_emulator", "bench_client", "bench_delta", "bench_migration"]
+BENCHMARKS = ["bench_extract", "bench_emulator", "bench_client", "bench_delta", "bench_migration", "bench_plan"]
 
 
 def main(argv: list[str]) -> int:
