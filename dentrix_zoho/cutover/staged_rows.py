@@ -44,7 +44,7 @@ def load_rows(
     snapshot_id: str,
 ) -> int:
     """(Re)create ``table`` shaped like ``dentrix.<obj>`` from source rows in catalog column order."""
-    arrow = iter_arrow_chunks(row_chunks, obj.columns)
+    arrow = iter_arrow_chunks(row_chunks, obj)  # the object, not its columns: rejects name the row's key
     return load_chunks(con, obj, arrow, table, office_id=office_id, snapshot_id=snapshot_id)
 
 

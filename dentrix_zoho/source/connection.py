@@ -108,6 +108,43 @@ class DentrixConnection:
         return f"{self.dbms} source {self.locator.redacted()}"
 
 
+def _sqlite3_driver(dbapi_conn: Any) -> Any | None:
+    """The ``sqlite3.Connection`` under a DB-API connection (SQLAlchemy wraps it), or None."""
+    import sqlite3
+
+    for candidate in (dbapi_conn, getattr(dbapi_conn, "driver_connection", None)):
+        if isinstance(candidate, sqlite3.Connection):
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def text_as_bytes(conn: DentrixConnection) -> Iterator[None]:
+    """While reading for staging, python's sqlite3 hands TEXT over as bytes, undecoded.
+
+    Its own decoding raises on the first cell that is not UTF-8 ("Could not decode to
+    UTF-8"), which would fail the whole object for one mistyped note, and its message
+    quotes the text. As bytes, staging checks the UTF-8 of a whole chunk at once and
+    rejects only the cells that fail (``staging.store.conform``). Bytes are also cheaper
+    to fetch than str. Other drivers (pyodbc) decode themselves and are left alone.
+    """
+    driver = _sqlite3_driver(conn.dbapi)
+    if driver is None:
+        yield
+        return
+    previous = driver.text_factory
+    driver.text_factory = bytes
+    try:
+        yield
+    finally:
+        driver.text_factory = previous
+
+
+def is_sqlite_over_odbc(conn: DentrixConnection) -> bool:
+    """The SQLite stand-in read through unixODBC's SQLite3 driver (tests and the benchmark)."""
+    return conn.locator.kind == "odbc" and conn.dbms.lower().startswith("sqlite")
+
+
 def _sqlite_path_from_odbc(conn_str: str) -> str | None:
     for key, value in odbc_pairs(conn_str):
         if key.lower() == "database":

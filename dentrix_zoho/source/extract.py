@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from dentrix_zoho.source.catalog import CatalogObject
-from dentrix_zoho.source.connection import DentrixConnection, SourceError
+from dentrix_zoho.source.connection import DentrixConnection, SourceError, is_sqlite_over_odbc, text_as_bytes
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,15 @@ def plan_columns(conn: DentrixConnection, obj: CatalogObject) -> ColumnPlan:
         )
     select: list[str] = []
     missing_optional: list[str] = []
+    # unixODBC's SQLite3 driver converts by the declared type itself and hides what it could not
+    # (junk in an INTEGER column arrives as NULL, 'yes' in a BOOL as true, '31/02/19x7' as the
+    # year 31): the SQLite stand-in's typed columns are read as the text SQLite holds, for
+    # staging to convert or reject as on every other path. c-treeACE columns are typed.
+    as_text = is_sqlite_over_odbc(conn)
     for column in obj.columns:
-        if column.name in present:
+        if column.name in present and as_text and column.type != "VARCHAR":
+            select.append(f"CAST({column.name} AS VARCHAR) AS {column.name}")
+        elif column.name in present:
             select.append(column.name)
         else:
             # Documented fallback: a column that differs between Dentrix versions
@@ -115,7 +122,10 @@ def key_bounds(conn: DentrixConnection, obj: CatalogObject, key: str) -> tuple[i
     low, high = rows[0] if rows else (None, None)
     if low is None or high is None:
         return None
-    return int(low), int(high)
+    try:
+        return int(low), int(high)
+    except (TypeError, ValueError):
+        return None  # a key that is not a number somewhere (the SQLite stand-in): read it whole
 
 
 def split_key_range(low: int, high: int, parts: int) -> list[KeySlice]:
@@ -166,6 +176,13 @@ def iter_query(
     that whoever consumes them starts while the rest is fetched: a table of a few thousand
     rows would otherwise arrive as one chunk, fetched entirely before anything else runs.
     """
+    with text_as_bytes(conn):
+        yield from _fetch(conn, sql, params, chunk_rows=chunk_rows, what=what)
+
+
+def _fetch(
+    conn: DentrixConnection, sql: str, params: Sequence[Any], *, chunk_rows: int, what: str
+) -> Iterator[Sequence[Sequence[Any]]]:
     cur = conn.cursor()
     try:
         try:
@@ -174,7 +191,10 @@ def iter_query(
             raise SourceError(f"{what} from {conn.describe()} failed: {_first_line(exc)}") from None
         size = min(chunk_rows, FIRST_CHUNK_ROWS)
         while True:
-            rows = cur.fetchmany(size)
+            try:
+                rows = cur.fetchmany(size)
+            except Exception as exc:  # noqa: BLE001 - the object fails; its message may quote a value
+                raise SourceError(f"{what} from {conn.describe()} failed: {exc.__class__.__name__}") from None
             if not rows:
                 break
             yield rows

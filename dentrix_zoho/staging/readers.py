@@ -161,7 +161,7 @@ def _read_tasks(
             schema = chunk_schema(read.obj)
             what = f"reading {conn.qualified(read.obj.name)}"
             for rows in iter_query(conn, sql, params, chunk_rows=chunk_rows, what=what):
-                emit(_BATCH, index, conform(to_arrow(rows), read.obj.columns, schema))
+                emit(_BATCH, index, conform(to_arrow(rows), read.obj, schema))
         except _Stopped:
             raise
         except Exception as exc:  # noqa: BLE001 - this object fails; the reader goes on with the next

@@ -61,6 +61,7 @@ import pyarrow.compute as pc
 from dentrix_zoho.source.catalog import CatalogColumn, CatalogObject
 from dentrix_zoho.source.connection import DentrixConnection
 from dentrix_zoho.source.extract import DEFAULT_CHUNK_ROWS, ColumnPlan
+from dentrix_zoho.staging import rejects
 from dentrix_zoho.staging.readers import ObjectRead, StagingReads, extract_workers, object_error, plan_read
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class StageResult:
     snapshot_id: str
     missing_optional: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]  # (name, duckdb type), system columns included
+    rejected_values: int = 0  # values staged NULL because they did not convert (``staging.rejects``)
+    rejected_rows: int = 0  # rows not staged because their key did not convert
 
 
 def duck_type(column: CatalogColumn) -> str:
@@ -160,51 +163,290 @@ def _padding_trimmed(text: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _duckdb_timestamps(text: pa.Array) -> pa.Array:
-    """Timestamp text Arrow's ISO parser refuses ('2026-11-01 9:30') typed by DuckDB's own, laxer cast."""
+    """Timestamp text Arrow's ISO parser refuses ('2026-11-01 9:30') typed by DuckDB's own, laxer cast.
+
+    ``TRY_CAST``: text that is no timestamp at all comes back NULL, for the caller to reject.
+    """
     con = duckdb.connect()
     try:
         con.register("timestamp_text", pa.table({"v": text}))
-        typed = con.execute("SELECT CAST(v AS TIMESTAMP) AS v FROM timestamp_text").to_arrow_table()
+        typed = con.sql("SELECT TRY_CAST(v AS TIMESTAMP) AS v FROM timestamp_text").to_arrow_table()
         return pc.cast(typed.column(0), pa.timestamp("us")).combine_chunks()
     finally:
         con.close()
 
 
-def _conform_column(array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn) -> pa.Array:
+# What the staged column can hold (``_final_expr`` narrows to it): a value outside is rejected.
+_INTEGER_RANGE = {"SMALLINT": (-(2**15), 2**15 - 1), "INTEGER": (-(2**31), 2**31 - 1)}
+_DECIMAL_LIMIT = 1e10  # DECIMAL(12,2)
+_TRUE_TEXT = {"1", "true", "t", "yes", "y"}
+_FALSE_TEXT = {"0", "false", "f", "no", "n"}
+
+
+@dataclass
+class _Bad:
+    """Rows of one column of one chunk whose values did not convert: index -> (reason, value class)."""
+
+    rows: dict[int, tuple[str, str]]
+
+    def add(self, index: int, reason: str, value_class: str) -> None:
+        self.rows.setdefault(index, (reason, value_class))
+
+
+def _nulled(array: pa.Array, rows: Iterable[int]) -> pa.Array:
+    mask = [False] * len(array)
+    for i in rows:
+        mask[i] = True
+    return pc.if_else(pa.array(mask, pa.bool_()), pa.scalar(None, array.type), array)
+
+
+def _marked(mask: pa.Array | pa.ChunkedArray) -> list[int]:
+    """Row indices where ``mask`` is true (NULL counts as false)."""
+    return pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+
+
+def _any(mask: pa.Array | pa.ChunkedArray) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+def _as_text(array: pa.Array | pa.ChunkedArray, bad: _Bad) -> pa.Array:
+    """Any driver array -> UTF-8 text; bytes that are not UTF-8 become NULL and rejects.
+
+    The SQLite stand-in's text arrives as bytes (``extract.iter_query``), so Arrow checks
+    the UTF-8 of a whole chunk at once; only a chunk that fails is decoded value by value.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_string(array.type):
+        return array
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        try:
+            return pc.cast(array, pa.string())
+        except pa.ArrowInvalid:
+            texts: list[str | None] = []
+            for i, raw in enumerate(array.to_pylist()):
+                if raw is None:
+                    texts.append(None)
+                    continue
+                try:
+                    texts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    bad.add(i, rejects.INVALID_ENCODING, rejects.reject_value_class(raw))
+                    texts.append(None)
+            return pa.array(texts, pa.string())
+    return pc.cast(array, pa.string())
+
+
+# Declared widths up to this are c-tree CHAR fields, which cannot hold more: longer text is
+# not what the column holds and is rejected. Wider ones (a view's VARCHAR(8193) note) are
+# long text whose declared width is the view's, not the data's: staging keeps all of it,
+# and shaping fits it to Zoho by the field's rule (split, truncate).
+FIXED_WIDTH_MAX = 255
+
+
+def _checked_text(text: pa.Array, column: CatalogColumn, bad: _Bad) -> pa.Array:
+    """Trimmed text with control characters or beyond the column's width rejected (two vectorised tests)."""
+    controls = pc.match_substring_regex(text, rejects.CONTROL_PATTERN)
+    fixed = column.length is not None and column.length <= FIXED_WIDTH_MAX
+    too_long = pc.greater(pc.utf8_length(text), column.length) if fixed else None
+    if not _any(controls) and (too_long is None or not _any(too_long)):
+        return text
+    for i in _marked(controls):
+        bad.add(i, rejects.CONTROL_CHARACTERS, "text with control characters")
+    if too_long is not None:
+        for i in _marked(too_long):
+            bad.add(i, rejects.TOO_LONG, f"text longer than {column.length} characters")
+    return _nulled(text, bad.rows)
+
+
+def _parse_number(text: str, column: CatalogColumn) -> tuple[Any, str | None]:
+    """One trimmed text value -> (number, None) or (None, reason)."""
+    try:
+        number = Decimal(text.replace(",", "")) if column.type == "DECIMAL" else None
+        if number is None:
+            whole = Decimal(text)
+            if whole != whole.to_integral_value():
+                return None, rejects.NOT_A_WHOLE_NUMBER
+            if not -(2**63) <= whole < 2**63:
+                return None, rejects.OUT_OF_RANGE
+            return int(whole), None
+        if not number.is_finite():
+            return None, rejects.NOT_A_NUMBER
+        return float(number), None
+    except ArithmeticError:
+        return None, rejects.NOT_A_NUMBER
+
+
+def _parse_bool(value: Any) -> tuple[bool | None, str | None]:
+    text = str(value).strip().lower()
+    if text in _TRUE_TEXT:
+        return True, None
+    if text in _FALSE_TEXT:
+        return False, None
+    return None, rejects.NOT_A_BOOLEAN
+
+
+def _values_one_by_one(raw: pa.Array, text: pa.Array, target: pa.DataType, column: CatalogColumn,
+                       bad: _Bad) -> pa.Array:
+    """The slow path for a chunk whose vectorised cast failed: each value parsed, the bad ones NULL."""
+    originals = raw.to_pylist()
+    values: list[Any] = []
+    for i, value in enumerate(text.to_pylist()):
+        if value is None or i in bad.rows:
+            values.append(None)
+            continue
+        if column.type == "BOOL":
+            parsed, reason = _parse_bool(value)
+        else:
+            parsed, reason = _parse_number(value, column)
+        if reason is not None:
+            bad.add(i, reason, rejects.reject_value_class(originals[i]))
+        values.append(parsed)
+    return pa.array(values, target)
+
+
+def _in_range(array: pa.Array, column: CatalogColumn, bad: _Bad, originals: pa.Array) -> pa.Array:
+    """Numbers the staged column cannot hold (checked by min/max first: the usual chunk has none) -> rejects."""
+    if column.type in _INTEGER_RANGE:
+        low, high = _INTEGER_RANGE[column.type]
+        out = pc.or_(pc.less(array, low), pc.greater(array, high))
+    elif column.type == "DECIMAL":
+        out = pc.or_(pc.greater_equal(pc.abs(array), _DECIMAL_LIMIT), pc.is_nan(array))
+    else:
+        return array
+    if not _any(out):
+        return array
+    for i in _marked(out):
+        bad.add(i, rejects.OUT_OF_RANGE, rejects.reject_value_class(originals[i].as_py()))
+    return _nulled(array, bad.rows)
+
+
+def _conform_number(array: pa.Array, target: pa.DataType, column: CatalogColumn, bad: _Bad) -> pa.Array:
+    if pa.types.is_integer(array.type) and column.type == "BOOL":
+        not_01 = pc.invert(pc.is_in(array, pa.array([0, 1], array.type)))
+        if _any(not_01):
+            for i in _marked(not_01):
+                bad.add(i, rejects.NOT_A_BOOLEAN, rejects.reject_value_class(array[i].as_py()))
+            array = _nulled(array, bad.rows)
+        return pc.cast(array, target)
+    if array.type == target or (pa.types.is_integer(array.type) and pa.types.is_integer(target)):
+        return _in_range(pc.cast(array, target), column, bad, array)
+    if pa.types.is_floating(array.type) and pa.types.is_integer(target):
+        fraction = pc.not_equal(array, pc.floor(array))
+        if _any(fraction):
+            for i in _marked(fraction):
+                bad.add(i, rejects.NOT_A_WHOLE_NUMBER, "number with a fraction")
+            array = _nulled(array, bad.rows)
+        out = pc.or_(pc.less(array, -(2.0**63)), pc.greater_equal(array, 2.0**63))
+        if _any(out):
+            for i in _marked(out):
+                bad.add(i, rejects.OUT_OF_RANGE, "number")
+            array = _nulled(array, bad.rows)
+        return _in_range(pc.cast(array, target), column, bad, array)
+    if pa.types.is_string(array.type) or pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        # Text in a numeric column (SQLite is dynamically typed): trim, blank is NULL.
+        text = _blank_to_null(pc.utf8_trim_whitespace(_as_text(array, bad)))
+        try:
+            if column.type == "BOOL":
+                return _conform_number(pc.cast(text, pa.int64()), target, column, bad)
+            return _in_range(pc.cast(text, target), column, bad, array)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            typed = _values_one_by_one(array, text, target, column, bad)
+            return _in_range(typed, column, bad, array)
+    try:
+        return _in_range(pc.cast(array, target), column, bad, array)  # ODBC's Decimal, a bool as a number...
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        typed = _values_one_by_one(array, pc.cast(array, pa.string()), target, column, bad)
+        return _in_range(typed, column, bad, array)
+
+
+def _conform_column(
+    array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn, bad: _Bad
+) -> pa.Array:
+    """One driver column -> its chunk type; values that do not convert are NULL and recorded in ``bad``."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), target)
     if column.type == "VARCHAR":
-        return _padding_trimmed(array if pa.types.is_string(array.type) else pc.cast(array, pa.string()))
+        return _checked_text(_padding_trimmed(_as_text(array, bad)), column, bad)
     if column.type == "DATETIME":
-        if not pa.types.is_string(array.type):
+        if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
             return pc.cast(array, target)  # datetime or date values from an ODBC driver
-        text = _padding_trimmed(array)
+        text = _padding_trimmed(_as_text(array, bad))
         try:
             return pc.cast(text, target)
         except pa.ArrowInvalid:
-            return _duckdb_timestamps(text)
-    if array.type == target:
-        return array
-    if pa.types.is_string(array.type):
-        # Text in a numeric column (SQLite is dynamically typed): trim, blank is NULL.
-        array = _blank_to_null(pc.utf8_trim_whitespace(array))
-        if pa.types.is_boolean(target):
-            return pc.cast(pc.cast(array, pa.int64()), target)
-    try:
-        return pc.cast(array, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ValueError(f"column {column.name}: cannot read {array.type} values as {target}: {exc}") from None
+            typed = _duckdb_timestamps(text)
+        failed = pc.and_(pc.is_valid(text), pc.is_null(typed))
+        if _any(failed):
+            for i in _marked(failed):
+                bad.add(i, rejects.NOT_A_DATETIME, rejects.reject_value_class(text[i].as_py()))
+        return typed
+    return _conform_number(array, target, column, bad)
+
+
+def _key_text(value: Any) -> str:
+    """A key value as DuckDB's ``CAST(... AS VARCHAR)`` spells it in ``_source_key``."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def is_conformed(table: pa.Table, schema: pa.Schema) -> bool:
+    metadata = table.schema.metadata or {}
+    return metadata.get(b"dentrix_zoho") == b"conformed" and table.schema.equals(schema, check_metadata=False)
+
+
+def chunk_rejects(table: pa.Table) -> list[rejects.Reject]:
+    """The rejects a conformed chunk carries (``conform``)."""
+    return rejects.decode((table.schema.metadata or {}).get(rejects.METADATA_KEY))
 
 
 def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schema: pa.Schema) -> pa.Table:
-    """A driver chunk -> ``schema`` (``chunk_schema``): text trimmed, blank NULL, timestamps typed."""
-    if table.schema.equals(schema, check_metadata=True):
+    """A driver chunk -> ``schema`` (``chunk_schema``): text trimmed, blank NULL, timestamps typed.
+
+    A value that does not convert to its column's type is NULL in the chunk and a
+    ``Reject`` in the chunk's schema metadata (``chunk_rejects``), which rides with it
+    through Arrow IPC; a row whose key does not convert is left out of the chunk, a
+    whole-row reject. The usual chunk takes only vectorised casts and tests.
+    """
+    if is_conformed(table, schema):
         return table
     columns = obj.columns if isinstance(obj, CatalogObject) else obj
+    key = obj.key if isinstance(obj, CatalogObject) else ()
+    bads = [_Bad({}) for _ in columns]
     arrays = [
-        _conform_column(table.column(i), schema.field(i).type, column) for i, column in enumerate(columns)
+        _conform_column(table.column(i), schema.field(i).type, column, bads[i]) for i, column in enumerate(columns)
     ]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    if not any(bad.rows for bad in bads):
+        return pa.Table.from_arrays(arrays, schema=schema)
+    found: list[rejects.Reject] = []
+    key_index = [i for i, column in enumerate(columns) if column.name in key]
+    unidentified: set[int] = set()
+    for i in key_index:
+        for row, (reason, klass) in sorted(bads[i].rows.items()):
+            if row not in unidentified:
+                unidentified.add(row)
+                found.append(rejects.Reject(columns[i].name, reason, klass, None))
+    ordered_key = [columns.index(next(c for c in columns if c.name == k)) for k in key] if key else []
+    for i, column in enumerate(columns):
+        if i in key_index:
+            continue
+        for row, (reason, klass) in sorted(bads[i].rows.items()):
+            if row in unidentified:
+                continue  # the row is rejected whole already
+            key_parts = tuple(_key_text(arrays[k][row].as_py()) for k in ordered_key) if ordered_key else ()
+            found.append(rejects.Reject(column.name, reason, klass, key_parts))
+    conformed = pa.Table.from_arrays(arrays, schema=schema)
+    if unidentified:
+        keep = [row not in unidentified for row in range(conformed.num_rows)]
+        conformed = conformed.filter(pa.array(keep, pa.bool_()))
+    return conformed.replace_schema_metadata({**_CONFORMED, rejects.METADATA_KEY: rejects.encode(found)})
 
 
 def _final_expr(column: CatalogColumn) -> str:
@@ -224,6 +466,7 @@ def load_chunks(
     office_id: str,
     snapshot_id: str,
     progress: ProgressFn | None = None,
+    reject_sink: list[rejects.Reject] | None = None,
 ) -> int:
     """Create ``target`` (a qualified, quoted table name) from Arrow chunks of ``obj``'s catalog columns.
 
@@ -231,10 +474,14 @@ def load_chunks(
     stream and narrows, keys and hashes them in a single vectorised statement
     while they arrive, so the database work overlaps the fetch instead of
     following it. Full stages and delta stages both come through here, so their
-    row hashes agree.
+    row hashes agree. Values that did not convert (``conform``) are NULL in the table
+    and their ``Reject`` records are added to ``reject_sink``, for the caller to record
+    in the same transaction (``rejects.record_rejects``). Returns the rows staged (rows
+    whose key did not convert are rejects, not rows).
     """
     schema = chunk_schema(obj)
     rows_done = 0
+    found: list[rejects.Reject] = []
 
     failure: BaseException | None = None
 
@@ -242,8 +489,12 @@ def load_chunks(
         nonlocal rows_done, failure
         try:
             for table in chunks:
-                yield from conform(table, obj, schema).to_batches()
-                rows_done += table.num_rows
+                conformed = conform(table, obj, schema)
+                if conformed.schema.metadata and rejects.METADATA_KEY in conformed.schema.metadata:
+                    found.extend(chunk_rejects(conformed))
+                    conformed = conformed.replace_schema_metadata(_CONFORMED)
+                yield from conformed.to_batches()
+                rows_done += conformed.num_rows
                 if progress is not None:
                     progress(obj.name, rows_done)
         except Exception as exc:
@@ -270,17 +521,23 @@ def load_chunks(
             raise failure from None
         raise
     con.unregister("chunk_stream")
+    if reject_sink is not None:
+        reject_sink.extend(found)
+    elif found:
+        log.warning("%s: %d value(s) did not convert and are NULL (not recorded here)", obj.name, len(found))
     return rows_done
 
 
-def iter_arrow_chunks(chunks: Iterable[Sequence[Sequence[Any]]], columns: Sequence[CatalogColumn]) -> Iterator[pa.Table]:
+def iter_arrow_chunks(
+    chunks: Iterable[Sequence[Sequence[Any]]], columns: CatalogObject | Sequence[CatalogColumn]
+) -> Iterator[pa.Table]:
     """Driver row chunks -> Arrow tables, converted on a producer thread.
 
     Fetching and converting run under the GIL on a thread of their own while
     the caller's DuckDB inserts (which release the GIL) proceed; a bounded
     queue keeps memory flat whatever the table's size.
     """
-    to_arrow = ArrowChunker(columns)
+    to_arrow = ArrowChunker(columns.columns if isinstance(columns, CatalogObject) else columns)
     schema = chunk_schema(columns)
     handoff: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2)
 
@@ -342,6 +599,9 @@ def _arrow_type_for(column: CatalogColumn, sample: Any) -> pa.DataType | None:
         return pa.bool_()
     if isinstance(sample, str):
         return pa.string()
+    if isinstance(sample, (bytes, bytearray)):
+        # The SQLite stand-in's text (``extract.iter_query``), or a BLOB: UTF-8 checked in ``conform``.
+        return pa.binary()
     if isinstance(sample, Decimal):
         # c-treeACE's DECIMAL through ODBC; exact in Arrow, cast to float64 with the other drivers' money.
         return pa.decimal128(38, 6)
@@ -364,8 +624,15 @@ def _column_array(values: Sequence[Any], arrow_type: pa.DataType | None) -> pa.A
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        # The SQLite stand-in is dynamically typed; a mixed column goes in as text.
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
+        # The SQLite stand-in is dynamically typed; a mixed column goes in as bytes, text as
+        # UTF-8 and bytes as they came, for ``conform`` to convert or reject value by value.
+        return pa.array([None if v is None else _as_bytes(v) for v in values], pa.binary())
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 class ArrowChunker:
@@ -502,10 +769,11 @@ class StagingStore:
     @staticmethod
     def _ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
         present = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'snapshots'",
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name IN ('snapshots', 'rejects')",
             [META_SCHEMA],
         ).fetchone()[0]
-        if present:
+        if present == 2:
             return  # the usual case: nothing to write, so nothing to commit
         con.execute("BEGIN TRANSACTION")
         for schema in (STAGING_SCHEMA, PREVIOUS_SCHEMA, META_SCHEMA):
@@ -516,6 +784,7 @@ class StagingStore:
                 started_at TIMESTAMP, finished_at TIMESTAMP, source VARCHAR,
                 max_modified TIMESTAMP, missing_optional VARCHAR)"""
         )
+        rejects.ensure_rejects_table(con)
         con.execute("COMMIT")
 
     def stage_object(
@@ -600,7 +869,7 @@ class StagingStore:
         started_at = datetime.now(timezone.utc).replace(tzinfo=None)
         loading = f"{STAGING_SCHEMA}.{_q(obj.name + '__loading')}"
         try:
-            rows_done = self._load_and_swap(
+            rows_done, found = self._load_and_swap(
                 con, source, obj, read.plan, readers.chunks(index), loading,
                 office_id=office_id, snapshot_id=snapshot_id, started_at=started_at, progress=progress,
             )
@@ -617,6 +886,8 @@ class StagingStore:
             snapshot_id=snapshot_id,
             missing_optional=read.plan.missing_optional,
             columns=columns,
+            rejected_values=sum(1 for r in found if not r.whole_row),
+            rejected_rows=sum(1 for r in found if r.whole_row),
         )
 
     @classmethod
@@ -633,15 +904,18 @@ class StagingStore:
         snapshot_id: str,
         started_at: datetime,
         progress: ProgressFn | None,
-    ) -> int:
+    ) -> tuple[int, list[rejects.Reject]]:
         # One transaction from the first row to the snapshot record: readers see the old
         # table or the new one, and the file is synced once per object, not per statement.
         con.execute("BEGIN TRANSACTION")
         try:
+            found: list[rejects.Reject] = []
             rows_done = load_chunks(
-                con, obj, chunks, loading, office_id=office_id, snapshot_id=snapshot_id, progress=progress
+                con, obj, chunks, loading, office_id=office_id, snapshot_id=snapshot_id, progress=progress,
+                reject_sink=found,
             )
             cls._swap_in(con, obj, loading)
+            rejects.record_rejects(con, found, office_id=office_id, object_name=obj.name, snapshot_id=snapshot_id)
             max_modified = None
             if obj.modified_column:
                 max_modified = con.execute(
@@ -667,7 +941,13 @@ class StagingStore:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
-        return rows_done
+        if found:
+            log.warning(
+                "staged %s with %d value(s) that did not convert (NULL, listed in %s) and %d row(s) whose key "
+                "did not", obj.name, sum(1 for r in found if not r.whole_row), rejects.REJECTS_TABLE,
+                sum(1 for r in found if r.whole_row),
+            )
+        return rows_done, found
 
     @staticmethod
     def _swap_in(con: duckdb.DuckDBPyConnection, obj: CatalogObject, loading: str) -> None:

@@ -262,7 +262,7 @@ def test_a_reader_process_that_cannot_connect_fails_the_stage_and_keeps_the_old_
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_one_bad_object_fails_alone_and_its_error_quotes_no_value(
+def test_one_bad_object_fails_alone_and_a_bad_value_fails_none(
     tiny_practice: Path, tmp_path: Path, workers: int
 ) -> None:
     # A patient's name where a number belongs, and a view that is gone.
@@ -278,13 +278,16 @@ def test_one_bad_object_fails_alone_and_its_error_quotes_no_value(
         ))
         assert [o.object_name for o in outcomes] == names
         failed = {o.object_name: str(o.error) for o in outcomes if isinstance(o, StageFailure)}
-        assert set(failed) == {"appt", "v_patient"}
-        assert "timehr" in failed["appt"] and "Zebulon" not in failed["appt"]
+        # The unconvertible value is a row-level reject (staging.rejects), not a failed object.
+        assert set(failed) == {"v_patient"}
         assert "admin.v_patient" in failed["v_patient"]
-        assert store.staged_objects(con) == ["address", "patient"]
-        for name in ("patient", "address"):
+        assert store.staged_objects(con) == ["address", "appt", "patient"]
+        for name in ("patient", "address", "appt"):
             assert store.staged_count(con, name) == source_count(altered, name)
-    with pytest.raises(SourceError, match="2 objects could not be staged"):
+        assert con.execute(
+            "SELECT object_name, column_name, reason FROM staging_meta.rejects"
+        ).fetchall() == [("appt", "timehr", "not_a_number")]
+    with pytest.raises(SourceError, match="v_patient"):
         stage_objects(f"sqlite:///{altered}", tmp_path / "again.duckdb", office_id="o", objects=names)
 
 
