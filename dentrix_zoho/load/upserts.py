@@ -26,6 +26,7 @@ from typing import Any
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
+from dentrix_zoho.load import bulk_write
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
@@ -328,6 +329,7 @@ def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], kno
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
+    bulk_write.resume(ctx, step, rows, writer, parents, result)  # a killed run's Bulk Write jobs first
     to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
     # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.
     lacking = [r for r in (*to_send, *refused) if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
@@ -382,6 +384,7 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
                 parents.set(item.row.source_id, DRY_RUN_ID)
             continue
         ready = clear_subforms(ctx, step, ready, in_zoho, result, writer)
+        ready = bulk_write.send(ctx, step, ready, result, writer, parents, created_if)  # the rest: record API
         _send_batches(ctx, step, ready, result, writer, parents, sid_field, created_if)
 
 
