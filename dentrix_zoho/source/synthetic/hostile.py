@@ -9,8 +9,9 @@ appointment, a note), that row's source id and outcome. ``values`` are the hosti
 written, so that a test can prove none of them reaches a log line or an error message.
 
 Kinds in ``STAGING_REJECT_KINDS`` put values in the source that staging cannot convert
-(text in a DATETIME column, invalid UTF-8, binary). They are left out unless asked for by
-``kinds=``: staging turns such values into row-level rejects only once that work lands.
+(text in a DATETIME column, invalid UTF-8, binary) or will reject (control characters, text
+longer than its column). They are left out unless asked for by ``kinds=``: staging turns such
+values into row-level rejects only once that work lands.
 
 Deterministic: the same practice and seed choose the same patients and write the same bytes.
 """
@@ -285,9 +286,14 @@ _note("note_invalid_utf8", b"Hostile \xff\xfe broken \xc3\x28 utf8", "skipped", 
       sql_value="CAST(? AS TEXT)")
 _note("note_binary_blob", bytes(range(256)) * 64, "skipped", "empty_clinical_note")
 
-# Kinds whose values staging cannot convert until it rejects them row by row.
+# Kinds whose values staging cannot convert until it rejects them row by row (the first five fail
+# the whole object today), and kinds staging will reject once it does (control characters, text
+# longer than its column): today they pass staging and reach the outcome recorded here; with
+# row-level rejects their outcome may change. Enable them with kinds= once staging rejects are
+# in, and confirm the recorded outcome then.
 STAGING_REJECT_KINDS = frozenset({"birth_date_text", "birth_date_feb_30", "appt_date_text", "note_invalid_utf8",
-                                  "note_binary_blob"})
+                                  "note_binary_blob", "note_nul_bytes", "note_control_chars",
+                                  "last_name_300_chars"})
 DEFAULT_KINDS = tuple(k for k in KINDS if k not in STAGING_REJECT_KINDS)
 
 
