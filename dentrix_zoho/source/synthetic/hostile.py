@@ -136,10 +136,11 @@ _patient_field("last_name_digits", "lastname", "Smith2000", "quarantined", "name
 _patient_field("last_name_300_chars", "lastname", "Hostilename" * 27 + "abc", "quarantined", "too_long",
                ["Hostilename" * 3])
 # Quotes, semicolons and SQL-looking text: carried as they are, never executed.
-_patient_field("last_name_sql", "lastname", "'; DROP TABLE patient; --", "loaded", None,
-               ["DROP TABLE patient"])
-_patient_field("first_name_quotes", "firstname", "Ro\"bert'); DELETE FROM appt WHERE 1=1; --", "loaded", None,
-               ["DELETE FROM appt"])
+# Within lastname's CHAR width (22): a longer value is a staging reject, not SQL-looking text.
+_patient_field("last_name_sql", "lastname", "O'; DROP TABLE pat;--", "loaded", None,
+               ["DROP TABLE pat;"])
+_patient_field("first_name_quotes", "firstname", "Ro\"b'); DELETE;--", "loaded", None,  # within CHAR(17)
+               ["'); DELETE;--"])
 # Non-Latin and odd Unicode.
 _patient_field("name_chinese", "lastname", "欧阳娜娜", "loaded", None, ["欧阳娜娜"])
 _patient_field("name_arabic", "lastname", "عبد الرحمن", "loaded", None, ["عبد الرحمن"])
