@@ -41,6 +41,7 @@ from dentrix_zoho.cutover.summary import DeltaSummary, ObjectDelta
 from dentrix_zoho.source.catalog import CATALOG, CatalogObject, base_tables, catalog_object
 from dentrix_zoho.source.connection import DentrixConnection
 from dentrix_zoho.source.extract import DEFAULT_CHUNK_ROWS, iter_chunks, plan_columns
+from dentrix_zoho.staging.rejects import Reject, record_rejects
 from dentrix_zoho.staging.store import META_SCHEMA, STAGING_SCHEMA, StagingStore
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,12 @@ def _detect_and_apply_one(
 
     source_rows = load_keys(con, _KEYS, obj, source, chunk_rows=max(chunk_rows, KEY_CHUNK_ROWS))
 
+    found: list[Reject] = []
+
     def read_rows(read_since: datetime | None) -> int:
+        found.clear()  # a re-read replaces what the first read found
         chunks = iter_chunks(source, obj, chunk_rows=chunk_rows, since=read_since, plan=plan)
-        return load_rows(con, _ROWS, obj, chunks, office_id=office_id, snapshot_id=snapshot_id)
+        return load_rows(con, _ROWS, obj, chunks, office_id=office_id, snapshot_id=snapshot_id, reject_sink=found)
 
     rows_read = read_rows(None if full_reason else since)
     if full_reason is None:
@@ -250,7 +254,8 @@ def _detect_and_apply_one(
         seconds=time.perf_counter() - started,
     )
     if result.total:
-        _apply(con, obj, result, office_id=office_id, snapshot_id=snapshot_id, detected_at=detected_at)
+        _apply(con, obj, result, office_id=office_id, snapshot_id=snapshot_id, detected_at=detected_at,
+               rejects=found)
     con.execute("; ".join(f"DROP TABLE IF EXISTS {table}" for table in (_ROWS, _KEYS, _CHANGES, _HISTORY)))
     return result
 
@@ -315,8 +320,13 @@ def _apply(
     office_id: str,
     snapshot_id: str,
     detected_at: datetime,
+    rejects: Sequence[Reject] = (),
 ) -> None:
-    """Bring ``dentrix.<obj>`` to the source's state and record the changed keys and counts, atomically."""
+    """Bring ``dentrix.<obj>`` to the source's state and record the changed keys and counts, atomically.
+
+    The staging rejects of the changed rows are replaced by this read's; whole-row rejects
+    (no key to match) only when the object was read whole (``staging.rejects``).
+    """
     staged = _staged(obj)
     columns = ", ".join(quote(c) for c in (*obj.column_names, "_office_id", "_source_key", "_row_hash", "_snapshot_id"))
     con.execute("BEGIN TRANSACTION")
@@ -335,6 +345,10 @@ def _apply(
             f"""INSERT INTO {CHANGES_TABLE} (snapshot_id, object_name, source_key, change, detected_at, office_id)
                 SELECT ?, ?, _source_key, change, ?, ? FROM {_CHANGES} ORDER BY change, _source_key""",
             [snapshot_id, obj.name, detected_at, office_id],
+        )
+        record_rejects(
+            con, rejects, office_id=office_id, object_name=obj.name, snapshot_id=snapshot_id,
+            only_keys=f"SELECT _source_key FROM {_CHANGES}", whole_rows=result.mode == "full",
         )
         row = _delta_row(
             result, _cursor(con, obj, office_id), snapshot_id=snapshot_id, office_id=office_id, detected_at=detected_at

@@ -17,6 +17,7 @@ import duckdb
 from dentrix_zoho.source.catalog import CatalogObject
 from dentrix_zoho.source.connection import DentrixConnection
 from dentrix_zoho.source.extract import iter_query
+from dentrix_zoho.staging.rejects import Reject
 from dentrix_zoho.staging.store import iter_arrow_chunks, load_chunks
 
 SCRATCH = "cutover_scratch"
@@ -42,10 +43,14 @@ def load_rows(
     *,
     office_id: str,
     snapshot_id: str,
+    reject_sink: list[Reject] | None = None,
 ) -> int:
-    """(Re)create ``table`` shaped like ``dentrix.<obj>`` from source rows in catalog column order."""
+    """(Re)create ``table`` shaped like ``dentrix.<obj>`` from source rows in catalog column order.
+
+    Values that did not convert are NULL there and added to ``reject_sink`` (``staging.rejects``).
+    """
     arrow = iter_arrow_chunks(row_chunks, obj)  # the object, not its columns: rejects name the row's key
-    return load_chunks(con, obj, arrow, table, office_id=office_id, snapshot_id=snapshot_id)
+    return load_chunks(con, obj, arrow, table, office_id=office_id, snapshot_id=snapshot_id, reject_sink=reject_sink)
 
 
 def keys_only(obj: CatalogObject) -> CatalogObject:

@@ -1,7 +1,8 @@
 """The re-migration plan: every quarantined record, why, and what to do about it (CSV + Markdown).
 
-Rows come from shaping (``zoho_shaped.quarantine``) and from the load (the ledger's open
-quarantine). The files name source ids and reasons, never values, but they sit in the
+Rows come from staging (``staging_meta.rejects``: values that did not convert to their
+column's type, listed whether the record was then held back or loaded without the field),
+from shaping (``zoho_shaped.quarantine``) and from the load (the ledger's open quarantine). The files name source ids and reasons, never values, but they sit in the
 owner-only reports folder with everything else that points at patients.
 """
 
@@ -17,7 +18,11 @@ from typing import Any
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load.reports_io import private_dir, write_private
 from dentrix_zoho.load.shaped import open_duckdb, table_exists
+from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
+from dentrix_zoho.mapping.records import STAGING_REJECT
+from dentrix_zoho.source.catalog import CATALOG
+from dentrix_zoho.staging.rejects import office_rejects
 
 COLUMNS = ("object", "source_id", "field", "value_class", "reason", "stage", "action")
 
@@ -37,6 +42,8 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     ("file_path_invalid", "the document's path is unusable: correct it in Dentrix, then run the attachments step again"),
     ("human_edited", "a person changed this record in Zoho after the migration wrote it, so the Dentrix change was "
                      "not applied: compare the two and keep one (re-run with human edits set to overwrite to apply Dentrix's)"),
+    (STAGING_REJECT, "Dentrix holds a value its column's type cannot hold: fix the value in Dentrix, re-stage, "
+                     "then run the delta load"),
     ("note_too_long", "the note is longer than Zoho allows: shorten it, or set notes.overflow to split in the map"),
 )
 DEFAULT_ACTION = "review the value in Dentrix, correct it or the map, re-stage and run the delta load"
@@ -71,9 +78,53 @@ def _reason_key(reason: str) -> str:
     return head.strip()
 
 
+_REJECT_WORDS = {
+    "not_a_datetime": "is not a date and time",
+    "not_a_number": "is not a number",
+    "not_a_whole_number": "is not a whole number",
+    "not_a_boolean": "is not yes/no (0 or 1)",
+    "out_of_range": "is a number the column cannot hold",
+    "invalid_encoding": "is not readable text (another encoding, or binary)",
+    "control_characters": "holds control characters",
+    "too_long": "is longer than the column allows",
+}
+
+
+def staging_reject_rows(con: Any, office_id: str) -> list[dict[str, str]]:
+    """Plan rows for the values staging could not convert, each with what a person should do."""
+    out = []
+    for r in office_rejects(con, office_id):
+        obj, column, reason = r["object_name"], r["column_name"], r["reason"]
+        what = _REJECT_WORDS.get(reason, "could not be read")
+        if r["whole_row"]:
+            sid = f"{office_id}:{obj}:(unidentified row)"
+            action = (f"a row whose key column {column} {what} could not be identified and was not staged: "
+                      f"find it in Dentrix ({obj}.{column}), fix the key, then re-stage and run the delta load")
+        else:
+            sid = _reject_source_id(office_id, obj, r["source_key"])
+            action = (f"the value of {obj}.{column} {what}: fix the value in Dentrix (column {column}), then "
+                      "re-stage and run the delta load (until then the record is held back or sent without "
+                      "the field, as its shaping rule says)")
+        out.append({"object": obj, "source_id": sid, "field": column, "value_class": r["value_class"] or "",
+                    "reason": f"{STAGING_REJECT}:{reason}", "stage": "staging", "action": action})
+    return out
+
+
+def _reject_source_id(office_id: str, obj: str, source_key: str) -> str:
+    parts = tuple(source_key.split(":"))
+    if obj in CATALOG and len(CATALOG[obj].key) != len(parts):
+        parts = (source_key,)
+    try:
+        return source_system_id(office_id, obj, parts if len(parts) > 1 else parts[0])
+    except ValueError:
+        return f"{office_id}:{obj}:{source_key or '(empty key)'}"
+
+
 def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[str, str]]:
     rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    staged: list[dict[str, str]] = []
     with open_duckdb(duckdb_path) as con:
+        staged = staging_reject_rows(con, office_id)
         if table_exists(con, "quarantine"):
             for obj, sid, fld, klass, reason in con.execute(
                 f"SELECT source_object, source_id, field, value_class, reason FROM {OUTPUT_SCHEMA}.quarantine "
@@ -93,7 +144,7 @@ def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[st
     for row in sorted(rows.values(), key=lambda r: (r["object"], r["source_id"], r["field"], r["reason"])):
         row["action"] = action_for(row["reason"])
         out.append(row)
-    return out
+    return staged + out
 
 
 def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, reports_dir: Path) -> RemigrationPlan:
@@ -121,6 +172,14 @@ def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, re
            "|---|---|---|---|---|---|"]
     md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} | "
            f"{_cell(r['reason'])} | {r['stage']} |" for r in rows]
+    staged = [r for r in rows if r["stage"] == "staging"]
+    if staged:
+        md += ["", "## Values staging could not read", "",
+               "Each was staged as empty; the record was held back or sent without the field, as its "
+               "shaping rule says.", "", "| object | source id | column | value class | what to do |",
+               "|---|---|---|---|---|"]
+        md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} "
+               f"| {_cell(r['action'])} |" for r in staged]
     write_private(plan.markdown_path, "\n".join(md) + "\n")
     return plan
 

@@ -85,11 +85,39 @@ def raw_value(fmap: FieldMap, row: Mapping[str, Any], slot: str | None = None) -
     return fmap.value
 
 
+STAGING_REJECT = "staging_reject"
+
+# A staged column staging had to NULL: column -> (reason, value class) (``staging.rejects``).
+Rejected = Mapping[str, tuple[str, str]]
+
+
+def _rejected_source(fmap: FieldMap, rejected: Rejected, slot: str | None) -> tuple[str, str] | None:
+    """The staging reject of a column this field is made from, if any."""
+    if fmap.source is not None:
+        return rejected.get(fmap.source.format(slot=slot) if slot else fmap.source)
+    if fmap.template is not None:
+        return next((rejected[n] for n in _PLACEHOLDER.findall(fmap.template) if n in rejected), None)
+    return None
+
+
 def transform_fields(
-    fields: Iterable[FieldMap], row: Mapping[str, Any], ctx: Context, built: Built, slot: str | None = None
+    fields: Iterable[FieldMap], row: Mapping[str, Any], ctx: Context, built: Built, slot: str | None = None,
+    rejected: Rejected | None = None,
 ) -> None:
-    """Apply each field's transform; problems become flags or quarantine by ``on_invalid``."""
+    """Apply each field's transform; problems become flags or quarantine by ``on_invalid``.
+
+    A field made from a column staging rejected (``rejected``) is an invalid value like any
+    other: reason ``staging_reject:<reason>``, settled by the field's ``on_invalid``.
+    """
     for fmap in fields:
+        reject = _rejected_source(fmap, rejected, slot) if rejected else None
+        if reject is not None:
+            problem = Problem(fmap.target, reject[1], f"{STAGING_REJECT}:{reject[0]}", "staging:reject", "")
+            if fmap.on_invalid == "quarantine" or fmap.required:
+                built.quarantine.append(_with(problem, "quarantine"))
+            else:
+                built.flags.append(_with(problem, "dropped"))
+            continue
         raw = raw_value(fmap, row, slot)
         outcome = apply(fmap.transform, raw, {**fmap.args, "value": fmap.value}, ctx)
         if outcome.problem is not None:

@@ -40,6 +40,7 @@ from dentrix_zoho.mapping.spec import MappingSpec, StreamSpec, spec_hash
 from dentrix_zoho.mapping.summary import ModuleCounts, ObjectAccount, ShapeSummary
 from dentrix_zoho.mapping.transforms import Context, apply
 from dentrix_zoho.mapping.validation import value_class
+from dentrix_zoho.staging.rejects import office_rejects
 from dentrix_zoho.staging.store import memory_budget
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ class _Shaper:
         self.phones: dict[int, tuple[str, ...]] = {}
         self.staged_tables: set[str] = set()
         self.duplicates: dict[str, set[tuple[Any, ...]]] = {}  # stream object -> keys of several rows
+        # (object, staged _source_key) -> {column: (reason, value class)}: values staging NULL-ed.
+        self.rejected: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
 
     # -- plumbing -----------------------------------------------------------
 
@@ -146,6 +149,20 @@ class _Shaper:
         skips += "".join(f', ({self.sql(rule.when)}) AS "__hold_{i}"' for i, rule in enumerate(stream.quarantine))
         order = f" ORDER BY {', '.join(f'q.{_quote(k)}' for k in order_by)}" if order_by else ""
         return self.query(f"SELECT q.*{skips} FROM ({self.sql(stream.query)}) q{order}")
+
+    def load_rejects(self) -> None:
+        """The office's staging rejects (few: ids, columns and reasons, no values), by row."""
+        for r in office_rejects(self.conn, self.office_id):
+            if r["source_key"] is not None:
+                columns = self.rejected.setdefault((r["object_name"], r["source_key"]), {})
+                columns[r["column_name"]] = (r["reason"], r["value_class"])
+
+    def rejected_columns(self, stream: StreamSpec, row: Mapping[str, Any]) -> dict[str, tuple[str, str]] | None:
+        """The columns of this row of the stream's own object that staging rejected (``staging.rejects``)."""
+        if not self.rejected:
+            return None
+        key = ":".join("" if row.get(k) is None else str(row.get(k)) for k in stream.key)
+        return self.rejected.get((stream.object, key))
 
     def key_of(self, stream: StreamSpec, row: Mapping[str, Any]) -> Any:
         values = tuple(row[k] for k in stream.key)
@@ -360,7 +377,7 @@ class _Shaper:
                       values: list[dict[str, Any]]) -> tuple[Route, Built]:
         route = route_patient(row, self.spec.routing, self.as_of)
         built = Built({})
-        transform_fields(stream.fields, row, self.ctx, built)
+        transform_fields(stream.fields, row, self.ctx, built, rejected=self.rejected_columns(stream, row))
         if route.module == "Contacts":
             self.practice_fields(built, values)
             self.insurance(built, row)
@@ -528,7 +545,7 @@ class _Shaper:
                     continue
                 parent, extra_flags = self.new_patient_parent(row)
             built = Built({}, flags=extra_flags)
-            transform_fields(stream.fields, row, self.ctx, built)
+            transform_fields(stream.fields, row, self.ctx, built, rejected=self.rejected_columns(stream, row))
             links = self.child_links(stream, parent) | self.owner_link(row.get(stream.owner_provider or ""))
             if stream.module == "Notes":
                 self.emit_note(stream, obj, sid, built, links, acc)
@@ -762,6 +779,7 @@ class _Shaper:
     def run(self) -> ShapeSummary:
         ensure_tables(self.conn)
         self.find_staged_tables()
+        self.load_rejects()
         with memory_budget(self.conn, SHAPING_MEMORY_LIMIT), self.writer:
             self.shape_streams()
             for name, acc in sorted(self.summary.objects.items()):

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from dentrix_zoho.source.catalog import CATALOG, ClaimStatus, RscType
+from dentrix_zoho.staging.rejects import REJECTS_TABLE, rejects_exist
 from dentrix_zoho.staging.store import META_SCHEMA, STAGING_SCHEMA
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
@@ -40,6 +41,14 @@ class AuditResult:
     object_counts: dict[str, int]
     version_signals: dict[str, str]
     findings: dict[str, Finding]
+    # Values staging could not convert, per object, column and reason (``staging.rejects``).
+    rejects: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def rejects_by_object(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (obj, _column, _reason), n in self.rejects.items():
+            out[obj] = out.get(obj, 0) + n
+        return out
 
     def summary(self) -> dict[str, int]:
         """Counts only: safe for logs and Dagster metadata."""
@@ -85,6 +94,31 @@ def version_signals(con: duckdb.DuckDBPyConnection, counts: Mapping[str, int]) -
     for name, columns in missing:
         signals[f"{name}: columns absent in this version"] = columns
     return signals
+
+
+def reject_counts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], int]:
+    """Rejected values per (object, column, reason); a row whose key did not convert counts under the key."""
+    if not rejects_exist(con):
+        return {}
+    return {
+        (obj, column, reason): int(n)
+        for obj, column, reason, n in con.execute(
+            f"SELECT object_name, column_name, reason, count(*) FROM {REJECTS_TABLE} GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    }
+
+
+def _rejects(con: duckdb.DuckDBPyConnection) -> Finding:
+    if not rejects_exist(con):
+        return Finding("Values staging could not convert", 0)
+    rows = con.execute(
+        f"SELECT office_id, object_name, coalesce(source_key, '(unidentified row)'), column_name FROM {REJECTS_TABLE} "
+        "ORDER BY ALL"
+    ).fetchall()
+    return Finding(
+        "Values staging could not convert", len(rows), [f"{o}:{obj}:{key} ({column})" for o, obj, key, column in rows],
+        "staged as NULL (a row whose key did not convert is not staged); see the re-migration plan",
+    )
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection) -> Finding:
@@ -230,10 +264,12 @@ def collect_findings(
         "appointment_history_years": _appointment_depth(con),
         "image_files_missing": missing_images,
         "image_files_over_limit": over_limit,
+        "staging_rejects": _rejects(con),
     }
 
 
-def render_markdown(counts: Mapping[str, int], signals: Mapping[str, str], findings: Mapping[str, Finding]) -> str:
+def render_markdown(counts: Mapping[str, int], signals: Mapping[str, str], findings: Mapping[str, Finding],
+                    rejects: Mapping[tuple[str, str, str], int] | None = None) -> str:
     lines = [
         "# Dentrix source audit",
         "",
@@ -248,6 +284,10 @@ def render_markdown(counts: Mapping[str, int], signals: Mapping[str, str], findi
     lines += [f"| {f.title} | {f.count:,} | {f.note} |" for f in findings.values()]
     lines += ["", "## Rows per object", "", "| Object | Rows |", "|---|---:|"]
     lines += [f"| `{name}` | {n:,} |" for name, n in counts.items()]
+    if rejects:
+        lines += ["", "## Values staging could not convert, per object and column", "",
+                  "| Object | Column | Reason | Values |", "|---|---|---|---:|"]
+        lines += [f"| `{obj}` | `{column}` | {reason} | {n:,} |" for (obj, column, reason), n in rejects.items()]
     for f in findings.values():
         if f.ids:
             shown = f.ids[:ID_LIST_LIMIT]
@@ -280,8 +320,9 @@ def run_audit(
         findings = collect_findings(
             con, image_root=image_root, provider_map=provider_map, max_attachment_bytes=max_attachment_bytes
         )
+        rejects = reject_counts(con)
     finally:
         con.close()
     path = reports_dir / "source_audit.md"
-    write_private(path, render_markdown(counts, signals, findings))
-    return AuditResult(path=path, object_counts=counts, version_signals=signals, findings=findings)
+    write_private(path, render_markdown(counts, signals, findings, rejects))
+    return AuditResult(path=path, object_counts=counts, version_signals=signals, findings=findings, rejects=rejects)

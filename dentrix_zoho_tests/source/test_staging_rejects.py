@@ -222,3 +222,75 @@ def test_conform_rejects_what_the_staged_column_cannot_hold(column: str, values:
     assert (reject.column, reject.reason, reject.key) == (column, reason, ("2",))
     if column == "lastname":
         assert reject.value_class == "binary"
+
+
+def test_a_delta_records_the_rejects_of_the_rows_it_changes(tiny_practice: Path, tmp_path: Path) -> None:
+    from dentrix_zoho.cutover.changes import detect_and_apply_changes
+
+    db = tmp_path / "practice.db"
+    shutil.copy(tiny_practice, db)
+    first, second = _patids(db, 2)
+    store = StagingStore(tmp_path / "s.duckdb")
+    source = f"sqlite:///{db}"
+    stage_objects(source, store.path, office_id="office-1", objects=["patient"], snapshot_id="full")
+
+    def delta(snapshot: str) -> None:
+        with open_source(source) as conn, store.connect() as con:
+            detect_and_apply_changes(conn, store, con, ["patient"], office_id="office-1", snapshot_id=snapshot)
+
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE patient SET birthdate = 'Tomorrowish', automodifiedtimestamp = '2030-01-01 00:00:00' "
+                    "WHERE patid = ?", [first])
+    delta("d1")
+    assert [(r["source_key"], r["column_name"], r["reason"]) for r in _rejects(store.path)] == [
+        (str(first), "birthdate", "not_a_datetime")]
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE patient SET birthdate = '1980-05-05 00:00:00', automodifiedtimestamp = "
+                    "'2030-01-02 00:00:00' WHERE patid = ?", [first])
+        con.execute("UPDATE patient SET empid = 'Yarrowby', automodifiedtimestamp = '2030-01-02 00:00:00' "
+                    "WHERE patid = ?", [second])
+    delta("d2")
+    assert [(r["source_key"], r["column_name"]) for r in _rejects(store.path)] == [(str(second), "empid")]
+
+
+def test_the_audit_counts_rejects_per_object_and_column(hostile_db: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
+    from dentrix_zoho.source.audit import run_audit
+
+    db, by_case = hostile_db
+    path = tmp_path / "staging.duckdb"
+    stage_objects(f"sqlite:///{db}", path, office_id="office-1")
+    result = run_audit(path, tmp_path / "reports", image_root=None, provider_map=None)
+    assert result.rejects[("patient", "birthdate", "not_a_datetime")] == 1
+    assert result.rejects[("v_patient", "birth_date", "not_a_datetime")] == 1  # the view reads the same value
+    assert {k[:2] for k in result.rejects if k[0] == "patient"} == {("patient", b[1]) for b in BAD_VALUES}
+    assert result.rejects_by_object()["patient"] == len(BAD_VALUES)
+    assert "appt" not in result.rejects_by_object()
+    assert result.summary()["staging_rejects"] == sum(result.rejects.values())
+    report = result.path.read_text()
+    assert f"office-1:patient:{by_case['date']} (birthdate)" in report
+    assert "| `patient` | `birthdate` | not_a_datetime | 1 |" in report
+    assert all(b[3] not in report for b in BAD_VALUES)
+
+
+def test_the_remigration_plan_lists_every_reject_with_an_action(tiny_practice: Path, tmp_path: Path) -> None:
+    from dentrix_zoho.ledger import Ledger
+    from dentrix_zoho.load.remigration import write_remigration_plan
+
+    db = tmp_path / "practice.db"
+    shutil.copy(tiny_practice, db)
+    first, second = _patids(db, 2)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE patient SET birthdate = 'Juneteenthish' WHERE patid = ?", [first])
+        con.execute("UPDATE patient SET patid = 'Vellichor' WHERE patid = ?", [second])
+    path = tmp_path / "staging.duckdb"
+    stage_objects(f"sqlite:///{db}", path, office_id="office-1", objects=["patient"])
+    plan = write_remigration_plan(path, Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}"), "office-1", tmp_path / "r")
+    lines = plan.csv_path.read_text().splitlines()
+    assert any(line.startswith(f"patient,office-1:patient:{first},birthdate,text,"
+                               "staging_reject:not_a_datetime,staging,") and "fix the value in Dentrix" in line
+               for line in lines)
+    assert any(line.startswith("patient,office-1:patient:(unidentified row),patid,text,staging_reject:not_a_number,"
+                               "staging,") for line in lines)
+    markdown = plan.markdown_path.read_text()
+    assert "Values staging could not read" in markdown and plan.by_reason["staging_reject"] == 2
+    assert "Juneteenthish" not in markdown + "\n".join(lines) and "Vellichor" not in markdown

@@ -77,6 +77,8 @@ def dentrix_staging(
             staged_rows += outcome.rows
             context.log.info(
                 f"[{done}/{len(selected)}] {outcome.object_name}: {outcome.rows:,} rows in {outcome.seconds:.2f}s"
+                + (f", {outcome.rejected_values:,} values and {outcome.rejected_rows:,} rows rejected "
+                   "(staging_meta.rejects)" if outcome.rejected_values or outcome.rejected_rows else "")
             )
             yield dg.MaterializeResult(
                 asset_key=staged_asset_key(outcome.object_name),
@@ -86,6 +88,9 @@ def dentrix_staging(
                     "snapshot_id": outcome.snapshot_id,
                     "seconds": round(outcome.seconds, 3),
                     "columns_missing_in_source": ", ".join(outcome.missing_optional) or "none",
+                    # Counts only: values staged NULL because they did not convert, rows whose key did not.
+                    "rejected_values": outcome.rejected_values,
+                    "rejected_rows": outcome.rejected_rows,
                 },
             )
     seconds = time.perf_counter() - started
@@ -113,7 +118,8 @@ staging_assets = [dentrix_staging]
     description=(
         "The source audit: version signals, counts per object, practice-defined fields, duplicate "
         "patient candidates, orphans, providers without e-mail, insurance plans in use, open claims, "
-        "appointment history depth, missing and over-limit image files. The report file may list "
+        "appointment history depth, missing and over-limit image files, values staging could not convert "
+        "per object and column. The report file may list "
         "record ids; the metadata here holds counts only."
     ),
 )
@@ -142,6 +148,7 @@ def source_audit(context: dg.AssetExecutionContext, workspace: WorkspaceResource
             "findings": dg.MetadataValue.md(table),
             "objects_staged": len(result.object_counts),
             **{f"finding/{k}": v for k, v in summary.items()},
+            **{f"rejected_values/{name}": n for name, n in result.rejects_by_object().items()},
         }
     )
 
