@@ -24,6 +24,7 @@ import duckdb
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
 from dentrix_zoho.ledger.models import AuditEntry, CrosswalkRow
+from dentrix_zoho.load.zoho_reads import current_stamps
 from dentrix_zoho.zoho import ZohoClient
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,13 @@ def apply_deletions(
             continue
         actionable: list[CrosswalkRow] = []
         doubtful = writes_in_doubt(ledger, rows) if module != "Attachments" else set()  # updates left unrecorded
+        # One multi-id read of the stamps for the module's candidates, not a GET per record.
+        stamps = current_stamps(client, module, [r.zoho_id for r in rows]) if module != "Attachments" else {}
         for row in rows:
             if module == "Attachments":
                 actionable.append(row)
                 continue
-            record = client.get(module, row.zoho_id)
+            record = stamps.get(str(row.zoho_id))
             if record is None:
                 result.already_gone += 1
                 ledger.mark_deleted(run_id, module, [row.zoho_id],

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dentrix_zoho.ledger import CrosswalkRow
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS, LoadContext, LoadStep
 from dentrix_zoho.load.links import ParentIndex, resolve_links
+from dentrix_zoho.load.readback import ReadBack
 from dentrix_zoho.load.reports_io import private_dir, write_private
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import crosswalk_by_source, prepare
@@ -47,6 +49,14 @@ class DiffSummary:
     unmapped_source_fields: int = 0
     failed_links: int = 0
     by_module: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Read-back calls (counts): multi-id GETs, GETs by id for records with a subform (or rich text
+    # longer than lists show), attachment listings per parent, and the fewest multi-id GETs possible.
+    read_calls: int = 0
+    list_reads: int = 0
+    subform_reads: int = 0
+    long_text_reads: int = 0
+    attachment_listings: int = 0
+    read_calls_minimum: int = 0
 
     @property
     def clean(self) -> bool:
@@ -175,15 +185,79 @@ def _expected(ctx: LoadContext, step: LoadStep, row: ShapedRow, parents: ParentI
     return expected
 
 
-def _actual(ctx: LoadContext, step: LoadStep, zoho_id: str, parent: tuple[str, str] | None,
-            listings: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any] | None:
-    if step.kind != "attachments":
-        return ctx.client.get(step.module, zoho_id)
-    if parent is None:
+@dataclass
+class _StepPlan:
+    """One step's rows with their crosswalk row (None: not loaded) and what Zoho should hold."""
+
+    step: LoadStep
+    rows: list[tuple[ShapedRow, CrosswalkRow | None, dict[str, Any]]]
+
+
+def _plan_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], parents: ParentIndex) -> _StepPlan:
+    crosswalk = crosswalk_by_source(ctx, rows)
+    parents.prime(t for r in rows for t in r.link_source_ids())
+    planned: list[tuple[ShapedRow, CrosswalkRow | None, dict[str, Any]]] = []
+    for row in rows:
+        x = crosswalk.get(row.source_id)
+        if x is None or x.deleted:
+            planned.append((row, None, {}))
+        else:
+            planned.append((row, x, _expected(ctx, step, row, parents)))
+    return _StepPlan(step, planned)
+
+
+Actual = dict[str, dict[tuple[str, str], dict[str, Any]]]
+
+
+def _read_back(reader: ReadBack, planned: list[_StepPlan]) -> Actual:
+    """Every loaded record of the plan as Zoho holds it, by step kind and (module, Zoho id).
+
+    Records go by multi-id GETs of the fields compared, one set of calls per module; a record whose
+    expected values include a subform (or rich text longer than lists show) is read by id, since
+    only GET by id returns it whole. Attachments are read through their parents' listings.
+    """
+    fields: dict[str, set[str]] = {}
+    ids: dict[str, list[str]] = {}
+    whole: dict[str, dict[str, str]] = {}
+    attachment_parents: list[tuple[str, str]] = []
+    for plan in planned:
+        for _row, x, expected in plan.rows:
+            if x is None:
+                continue
+            module = plan.step.module
+            if plan.step.kind == "attachments":
+                if x.parent_zoho_id and x.parent_module:
+                    attachment_parents.append((x.parent_module, x.parent_zoho_id))
+                continue
+            ids.setdefault(module, []).append(x.zoho_id)
+            reason = reader.needs_get_by_id(module, expected)
+            if reason is not None:
+                whole.setdefault(module, {})[x.zoho_id] = reason
+            else:
+                fields.setdefault(module, set()).update(expected)
+    records = {module: reader.read(module, module_ids, fields.get(module, set()), whole=whole.get(module))
+               for module, module_ids in ids.items()}
+    listings = reader.attachments(attachment_parents)
+    actual: Actual = {"upsert": {}, "notes": {}, "attachments": {}}
+    for plan in planned:
+        kind, module = plan.step.kind, plan.step.module
+        for _row, x, _expected_values in plan.rows:
+            if x is None:
+                continue
+            if kind != "attachments":
+                found = records.get(module, {}).get(x.zoho_id)
+            else:
+                found = _attachment(x, listings)
+            if found is not None:
+                actual[kind][(module, x.zoho_id)] = found
+    return actual
+
+
+def _attachment(x: CrosswalkRow, listings: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any] | None:
+    if not (x.parent_zoho_id and x.parent_module):
         return None
-    if parent not in listings:
-        listings[parent] = ctx.client.list_attachments(*parent)
-    found = next((a for a in listings[parent] if str(a.get("id")) == zoho_id), None)
+    parent = (x.parent_module, x.parent_zoho_id)
+    found = next((a for a in listings.get(parent, []) if str(a.get("id")) == x.zoho_id), None)
     # Listed under this parent, so this is its parent (the listing does not repeat Parent_Id).
     return None if found is None else {**found, "Parent_Id": {"id": parent[1]}}
 
@@ -207,36 +281,32 @@ def write_diff_report(ctx: LoadContext, reports_dir: Path, *, steps: tuple[str, 
     summary = DiffSummary(folder / f"diff_report_{ctx.office_id}.html", folder / f"diff_report_{ctx.office_id}.csv")
     parents = ParentIndex(ctx.ledger, ctx.office_id)
     lines: list[_Line] = []
-    listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with open_duckdb(ctx.duckdb_path) as con:
         rows_by_step = {name: read_step_rows(con, LOAD_STEPS[name], ctx.office_id,
                                              sample=ctx.options.sample_source_ids) for name in steps}
         unmapped = unmapped_source_fields(con, ctx.spec)
-    for name in steps:
-        step = LOAD_STEPS[name]
-        rows = rows_by_step[name]
-        crosswalk = crosswalk_by_source(ctx, rows)
-        parents.prime(t for r in rows for t in r.link_source_ids())
+    reader = ReadBack(ctx.client, workers=ctx.calls_in_flight)
+    planned = [_plan_step(ctx, LOAD_STEPS[name], rows_by_step[name], parents) for name in steps]
+    actual = _read_back(reader, planned)
+    for plan in planned:
+        step = plan.step
         counts = summary.by_module.setdefault(step.module, Counter())  # type: ignore[arg-type]
-        for row in rows:
-            x = crosswalk.get(row.source_id)
-            if x is None or x.deleted:
+        for row, x, expected in plan.rows:
+            if x is None:
                 summary.not_loaded += 1
                 counts["not_loaded"] += 1
                 lines.append(_Line(step.module, row.source_id, "", "*", "", "", "not_loaded"))
                 continue
-            expected = _expected(ctx, step, row, parents)
-            parent = (x.parent_module, x.parent_zoho_id) if x.parent_zoho_id and x.parent_module else None
-            actual = _actual(ctx, step, x.zoho_id, parent, listings)
+            have_record = actual.get(plan.step.kind, {}).get((step.module, x.zoho_id))
             summary.records += 1
             counts["records"] += 1
-            if actual is None:
+            if have_record is None:
                 summary.missing_in_zoho += 1
                 counts["missing_in_zoho"] += 1
                 lines.append(_Line(step.module, row.source_id, x.zoho_id, "*", "", "", "missing_in_zoho"))
                 continue
             for fname, want in sorted(expected.items()):
-                have = actual.get(fname)
+                have = have_record.get(fname)
                 ok = same(want, have)
                 summary.fields_compared += 1
                 counts["fields"] += 1
@@ -245,6 +315,10 @@ def write_diff_report(ctx: LoadContext, reports_dir: Path, *, steps: tuple[str, 
                     counts["mismatches"] += 1
                 lines.append(_Line(step.module, row.source_id, x.zoho_id, fname, _show(want), _show(have),
                                    "match" if ok else "mismatch"))
+    stats = reader.stats
+    summary.read_calls, summary.list_reads, summary.subform_reads = stats.calls, stats.list_calls, stats.subform_reads
+    summary.long_text_reads, summary.attachment_listings = stats.long_text_reads, stats.attachment_listings
+    summary.read_calls_minimum = stats.minimum
     failed_links = _failed_links(ctx)
     summary.failed_links = len(failed_links)
     summary.unmapped_source_fields = sum(len(v) for v in unmapped.values())
@@ -277,6 +351,11 @@ def _write_html(summary: DiffSummary, lines: list[_Line], unmapped: dict[str, li
         f"<b>{summary.mismatches} mismatches</b>, {summary.missing_in_zoho} missing in Zoho, "
         f"{summary.not_loaded} rows not loaded, {summary.unmapped_source_fields} unmapped source fields, "
         f"{summary.failed_links} failed links.</p>",
+        f"<p>Read back in {summary.read_calls} calls: {summary.list_reads} multi-record reads "
+        f"(at least {summary.read_calls_minimum} needed), {summary.subform_reads} subform reads (records with "
+        "subform rows: only a read by id returns them), "
+        f"{summary.long_text_reads} long rich-text reads, {summary.attachment_listings} attachment listings "
+        "(one per parent).</p>",
         "<h2>By module</h2><table><tr><th>module</th><th>records</th><th>fields</th><th>mismatches</th>"
         "<th>missing in Zoho</th><th>not loaded</th></tr>",
     ]

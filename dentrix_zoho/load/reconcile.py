@@ -20,6 +20,7 @@ from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
 from dentrix_zoho.load.schema_setup import KEYED_MODULES, SchemaResult
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import loaded_hashes
+from dentrix_zoho.load.readback import ReadBack, run_concurrently
 from dentrix_zoho.load.zoho_reads import list_parent_notes
 from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
@@ -209,14 +210,18 @@ def _zoho_count(client: ZohoClient, ledger: Ledger, office_id: str, schema: Sche
         except ZohoError as exc:
             if exc.status not in (400, 403, 404):
                 raise
+    # Attachments (and Notes where the org's notes cannot be listed) are read only through their
+    # parent: one listing per parent of ours that has children, on worker threads. Counting what Zoho
+    # lists (not reading our ids) is what finds a duplicate an uncertain retry left.
     with_children = {r.parent_zoho_id for r in _office_rows(ledger, office_id, module) if r.parent_zoho_id}
-    n = 0
-    for parent_module, ids in parents.items():
-        for parent_id in sorted(ids & with_children):
-            listed = (list_parent_notes(client, parent_module, parent_id) if module == "Notes"
-                      else client.list_attachments(parent_module, parent_id))
-            n += len(listed)
-    return n
+    wanted = [(m, parent_id) for m, ids in parents.items() for parent_id in sorted(ids & with_children)]
+    def lister(parent_module: str, parent_id: str) -> list[dict[str, Any]]:
+        if module == "Notes":
+            return list_parent_notes(client, parent_module, parent_id)
+        return client.list_attachments(parent_module, parent_id)
+
+    listed = run_concurrently([(lambda p=p: lister(*p)) for p in wanted], client.config.concurrency)
+    return sum(len(children) for children in listed)
 
 
 # -- 3. every child's parent resolves ---------------------------------------------------------
@@ -228,6 +233,7 @@ def reconcile_parents(
     """Every Event/Task/Call/Note/Attachment we wrote hangs off a live Contact or Lead of ours;
     with ``read_back``, the lookup Zoho holds (Who_Id / What_Id / Parent_Id) is checked too."""
     parents = {r.zoho_id for m in ("Contacts", "Leads") for r in _office_rows(ledger, office_id, m)}
+    reader = ReadBack(client)
     counts: dict[str, dict[str, int]] = {}
     broken_total = 0
     for module in CHILD_MODULES:
@@ -240,20 +246,19 @@ def reconcile_parents(
             if read_back and module == "Notes" and rows:
                 ids = {r.zoho_id: r for r in rows}
                 try:
-                    for note in client.iter_records("Notes", ["Parent_Id"]):
-                        mine = ids.get(str(note.get("id")))
-                        if mine is not None and str((note.get("Parent_Id") or {}).get("id")) != mine.parent_zoho_id:
-                            broken += 1
+                    held = reader.read("Notes", ids, ["Parent_Id"])
                 except ZohoError as exc:
                     if exc.status not in (400, 403, 404):
                         raise
+                    held = {}
+                for zoho_id, note in held.items():
+                    if str((note.get("Parent_Id") or {}).get("id")) != ids[zoho_id].parent_zoho_id:
+                        broken += 1
         elif rows:
             sid_field = schema.source_id_field(module)
             ids = {r.zoho_id for r in rows}
             if read_back:
-                for rec in client.iter_records(module, [sid_field, "Who_Id", "What_Id"]):
-                    if str(rec.get("id")) not in ids:
-                        continue
+                for rec in reader.read(module, ids, [sid_field, "Who_Id", "What_Id"]).values():
                     checked += 1
                     who = (rec.get("Who_Id") or {}).get("id") or (rec.get("What_Id") or {}).get("id")
                     if str(who) not in parents:
@@ -266,7 +271,8 @@ def reconcile_parents(
     passed = broken_total == 0
     description = ("every activity, note and attachment resolves to one of our Contacts or Leads" if passed
                    else f"{broken_total} children whose parent does not resolve")
-    return CheckResult("parents_resolve", passed, description, {"broken": broken_total, "modules": counts})
+    return CheckResult("parents_resolve", passed, description,
+                       {"broken": broken_total, "modules": counts, "read_calls": reader.stats.calls})
 
 
 # -- 4. balances -------------------------------------------------------------------------------
@@ -304,8 +310,9 @@ def reconcile_balances(
     in_zoho: dict[str, Decimal] = {}
     ours = {r.zoho_id: r.source_id for r in _office_rows(ledger, office_id, "Contacts")}
     sid_field = schema.source_id_field("Contacts")
-    for rec in client.iter_records("Contacts", [sid_field, field_name]):
-        sid = ours.get(str(rec.get("id")))
+    reader = ReadBack(client)
+    for zoho_id, rec in reader.read("Contacts", ours, [sid_field, field_name]).items():
+        sid = ours.get(zoho_id)
         if sid is not None:
             in_zoho[sid] = Decimal(str(rec.get(field_name) or 0)).quantize(CENT)
     source_total = sum(source.values(), Decimal(0))
@@ -323,7 +330,7 @@ def reconcile_balances(
         "guarantors": len(source), "source_total": str(source_total), "zoho_total": str(zoho_total),
         "quarantined_total": str(held_total), "skipped_total": str(skipped_total),
         "out_of_scope_total": str(out_of_scope), "not_in_zoho_total": str(on_leads),
-        "guarantors_mismatched": mismatched,
+        "guarantors_mismatched": mismatched, "read_calls": reader.stats.calls,
     }
     description = ("source balances equal Balance_Due in Zoho plus what is held back" if passed else
                    f"balances differ: source {source_total}, Zoho {zoho_total}, held back {held_total + skipped_total}, "

@@ -1,7 +1,7 @@
 """``ZohoRollbackWriter``: the rollback's ``RollbackWriter`` over ``ZohoClient``.
 
-Reads for the human-edit check that need only the stamps go as one list call
-(``GET /{module}?ids=…&fields=Modified_Time,Modified_By``). Reads for a restore
+Reads for the human-edit check that need only the stamps go as multi-id list calls
+(``GET /{module}?ids=…&fields=Modified_Time,Modified_By``, ``load.readback``). Reads for a restore
 fetch whole records by id: only ``GET /{module}/{id}`` returns subforms, and
 putting a record back means seeing every field the migration may have set,
 including fields the pre-image does not name.
@@ -10,12 +10,12 @@ including fields the pre-image does not name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from dentrix_zoho.load.readback import ReadBack, run_concurrently
 from dentrix_zoho.rollback.writer import WriteOutcome
-from dentrix_zoho.zoho import RecordOutcome, ZohoClient, ZohoError, limits
-from dentrix_zoho.zoho.transport import CallSpec, body_json, http_error
+from dentrix_zoho.zoho import RecordOutcome, ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,11 @@ class ZohoRollbackWriter:
         if not wanted:
             return {}
         if set(fields) - {"id"} <= STAMP_FIELDS:
-            return self._list_by_ids(module, wanted, sorted(set(fields) - {"id"}))
-        found: dict[str, Mapping[str, Any]] = {}
-        for zoho_id in wanted:
-            record = self.client.get(module, zoho_id)
-            if record is not None:
-                found[zoho_id] = record
-        return found
+            return dict(ReadBack(self.client).read(module, wanted, sorted(set(fields) - {"id"})))
+        # Whole records for a restore, one GET by id each (on worker threads within the concurrency).
+        records = run_concurrently([(lambda i=zoho_id: self.client.get(module, i)) for zoho_id in wanted],
+                                   self.client.config.concurrency, "rollback-read")
+        return {zoho_id: record for zoho_id, record in zip(wanted, records, strict=True) if record is not None}
 
     def delete(self, module: str, ids: Sequence[str]) -> list[WriteOutcome]:
         keys = [str(zoho_id) for zoho_id in ids]
@@ -79,31 +77,6 @@ class ZohoRollbackWriter:
                 if f.get("api_name") and (f.get("read_only") or f.get("field_read_only"))
             )
         return result
-
-    # -- internals -----------------------------------------------------------------
-
-    def _list_by_ids(self, module: str, ids: Sequence[str], fields: Collection[str]) -> dict[str, Mapping[str, Any]]:
-        found: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(ids), limits.IDS_PER_DELETE):
-            chunk = ids[start : start + limits.IDS_PER_DELETE]
-            response = self.client.transport.call(
-                CallSpec(
-                    method="GET",
-                    path_template=f"{V8}/{{module}}",
-                    path_params={"module": module},
-                    module=module,
-                    params={"ids": ",".join(chunk), "fields": ",".join(fields), "per_page": limits.RECORDS_PER_PAGE},
-                    record_count=len(chunk),
-                )
-            )
-            if response.status_code == 204:  # none of them exists any more
-                continue
-            if response.status_code >= 300:
-                raise http_error("GET", f"{V8}/{{module}}", response)
-            for row in body_json(response).get("data") or []:
-                if row.get("id") is not None:
-                    found[str(row["id"])] = row
-        return found
 
 
 def _by_position(keys: Sequence[str], outcomes: Sequence[RecordOutcome]) -> list[WriteOutcome]:

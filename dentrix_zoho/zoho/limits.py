@@ -78,6 +78,14 @@ RECORDS_PER_PAGE = 200
 PAGE_PARAM_REACH = 2_000  # beyond this, page_token
 PAGE_TOKEN_REACH = 100_000
 FIELDS_PER_GET = 50
+# GET /{module}?ids=a,b,c: Zoho documents the parameter but no number for it. 100 is the
+# documented cap of its twin on DELETE /{module}?ids= and of every write call (UNVERIFIED for GET).
+IDS_PER_GET = 100
+# "Rich-text fields are cut to 500 characters in lists" (GET /{module}, developer docs v8 get-records).
+LIST_RICH_TEXT_CHARS = 500
+# Field types a list GET never returns: only GET /{module}/{id} has subforms, multi-select lookups
+# and multi-user lookups.
+BY_ID_ONLY_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
 SEARCH_REACH = 2_000
 SEARCH_CRITERIA_MAX = 10
 COQL_LIMIT_MAX = 2_000

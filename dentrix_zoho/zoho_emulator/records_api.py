@@ -275,6 +275,10 @@ def project(record: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
     if names is None:
         return public_record(record)
     out = {name: record.get(name) for name in names}
+    if "What_Id" in names and "$se_module" in record:
+        # The module of a multi-module lookup comes with it: the lookup's id alone names no record
+        # (Zoho's records carry "$se_module" beside "What_Id"; that lists do too is UNVERIFIED).
+        out["$se_module"] = record["$se_module"]
     out["id"] = record["id"]
     return out
 

@@ -1,0 +1,178 @@
+"""Reading our records back from Zoho many at a time, on worker threads within the org's concurrency.
+
+The diff report, the reconciliation checks and the human-edit checks read records by id. One
+``GET /{module}?ids=…&fields=…`` takes ``IDS_PER_GET`` ids and ``FIELDS_PER_GET`` fields, costs one
+credit, and is not one of Zoho's "complex" calls (COQL is: 50 ``in`` values a call, sub-concurrency
+10), so it is the cheap way to read records by id. What a list GET cannot show is read one record at a
+time with ``GET /{module}/{id}``, and counted apart: subforms, multi-select and multi-user lookups
+(only GET by id returns them), and rich text longer than a list shows.
+
+The calls go out ``workers`` at a time (the client's gates still hold every call to the edition's
+concurrency, shared with any other caller of the client). Counts only in :class:`ReadStats`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dentrix_zoho.zoho import ZohoClient, ZohoError, limits
+
+T = TypeVar("T")
+
+
+@dataclass
+class ReadStats:
+    """Read-back calls, by kind. ``minimum`` is what batched reads of these records must cost at least."""
+
+    records: int = 0  # records asked for by id
+    list_calls: int = 0  # GET /{module}?ids=… calls
+    subform_reads: int = 0  # GET /{module}/{id}: the record has a subform or multi-lookup to compare
+    long_text_reads: int = 0  # GET /{module}/{id}: a rich-text value longer than lists show
+    attachment_listings: int = 0  # GET /{parent}/{id}/Attachments: the only read of attachments
+    fallback_reads: int = 0  # GET /{module}/{id} because the list GET was refused (403)
+    # Fewest multi-id GETs for the records read by list: per module ceil(records / IDS_PER_GET) x
+    # ceil(fields / FIELDS_PER_GET). The reads by id (subform, long text) come on top, counted apart.
+    minimum: int = 0
+    by_module: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> int:
+        return (self.list_calls + self.subform_reads + self.long_text_reads + self.attachment_listings
+                + self.fallback_reads)
+
+    def add(self, module: str, **counts: int) -> None:
+        mine = self.by_module.setdefault(module, {})
+        for name, n in counts.items():
+            setattr(self, name, getattr(self, name) + n)
+            mine[name] = mine.get(name, 0) + n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(self).items()} | {"calls": self.calls}
+
+
+def minimum_calls(records: int, fields: int) -> int:
+    """Fewest multi-id GETs that read ``records`` records' ``fields`` fields."""
+    if records <= 0:
+        return 0
+    return math.ceil(records / limits.IDS_PER_GET) * max(1, math.ceil(fields / limits.FIELDS_PER_GET))
+
+
+def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int, name: str = "zoho-read") -> list[T]:
+    """Each task's result, in the tasks' order; ``workers`` at a time. The first error is raised."""
+    if not tasks:
+        return []
+    if workers <= 1 or len(tasks) == 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix=name) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        return [f.result() for f in futures]
+
+
+class ReadBack:
+    """Batched, concurrent reads of records by id through one client; counts every call it makes."""
+
+    def __init__(self, client: ZohoClient, *, workers: int | None = None) -> None:
+        concurrency = client.config.concurrency
+        self.client = client
+        self.workers = max(1, min(workers or concurrency, concurrency))
+        self.stats = ReadStats()
+        self._lock = threading.Lock()
+        self._field_types: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # -- what a list GET cannot show ---------------------------------------------------------
+
+    def _fields(self, module: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            cached = self._field_types.get(module)
+        if cached is None:
+            try:
+                cached = {str(f["api_name"]): f for f in self.client.fields(module) if f.get("api_name")}
+            except ZohoError:
+                cached = {}  # no metadata (Notes on some orgs): nothing is known to be by-id only
+            with self._lock:
+                self._field_types[module] = cached
+        return cached
+
+    def by_id_only_fields(self, module: str) -> frozenset[str]:
+        """Fields of ``module`` only GET by id returns (subforms, multi-select and multi-user lookups)."""
+        return frozenset(n for n, f in self._fields(module).items() if f.get("data_type") in limits.BY_ID_ONLY_TYPES)
+
+    def rich_text_fields(self, module: str) -> frozenset[str]:
+        return frozenset(n for n, f in self._fields(module).items()
+                         if f.get("data_type") == "textarea" and (f.get("textarea") or {}).get("type") == "rich_text")
+
+    def needs_get_by_id(self, module: str, expected: Mapping[str, Any]) -> str | None:
+        """Why a record with these expected values must be read whole (``subform`` / ``long_text``), or None."""
+        if set(expected) & self.by_id_only_fields(module):
+            return "subform"
+        for name in set(expected) & self.rich_text_fields(module):
+            value = expected[name]
+            if isinstance(value, str) and len(value) > limits.LIST_RICH_TEXT_CHARS:
+                return "long_text"
+        return None
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read(
+        self,
+        module: str,
+        ids: Iterable[str],
+        fields: Collection[str],
+        *,
+        whole: Mapping[str, str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """``module``'s records by id (absent when Zoho does not hold them).
+
+        ``fields`` are read by multi-id GETs; ids in ``whole`` (id -> ``subform`` or ``long_text``)
+        are read one by one with GET by id, which returns every field.
+        """
+        whole = dict(whole or {})
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        listed = [i for i in wanted if i not in whole]
+        # System keys ("$se_module") are not fields: Zoho sends them with the lookup they qualify.
+        names = sorted(f for f in set(fields) - {"id"} if not f.startswith("$")) or ["id"]
+        chunks = [listed[s : s + limits.IDS_PER_GET] for s in range(0, len(listed), limits.IDS_PER_GET)]
+        groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
+        tasks: list[Callable[[], dict[str, dict[str, Any]]]] = [
+            (lambda c=chunk, g=group: self._many(module, c, g)) for chunk in chunks for group in groups]
+        singles = [i for i in wanted if i in whole]
+        tasks += [(lambda i=zoho_id: self._one(module, i)) for zoho_id in singles]
+        found: dict[str, dict[str, Any]] = {}
+        for part in run_concurrently(tasks, self.workers):
+            for zoho_id, record in part.items():
+                found.setdefault(zoho_id, {}).update(record)
+        reasons = [whole[i] for i in singles]
+        self.stats.add(module, records=len(wanted), list_calls=len(chunks) * len(groups),
+                       subform_reads=reasons.count("subform"), long_text_reads=reasons.count("long_text"),
+                       minimum=minimum_calls(len(listed), len(names)))
+        return found
+
+    def _many(self, module: str, ids: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+        try:
+            return self.client.get_many(module, ids, names)
+        except ZohoError as exc:
+            # A list the user may not read (GET /Notes is admin-only): the same records one by one.
+            if exc.status != 403:
+                raise
+        found: dict[str, dict[str, Any]] = {}
+        for zoho_id in ids:
+            found.update(self._one(module, zoho_id))
+        with self._lock:
+            self.stats.fallback_reads += len(ids)
+        return found
+
+    def _one(self, module: str, zoho_id: str) -> dict[str, dict[str, Any]]:
+        record = self.client.get(module, zoho_id)
+        return {} if record is None else {zoho_id: record}
+
+    def attachments(self, parents: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """Each parent's attachment listing (Zoho reads attachments only through their parent)."""
+        wanted = list(dict.fromkeys(parents))
+        listed = run_concurrently([(lambda p=p: self.client.list_attachments(*p)) for p in wanted], self.workers)
+        self.stats.add("Attachments", attachment_listings=len(wanted))
+        return dict(zip(wanted, listed, strict=True))

@@ -1,0 +1,157 @@
+"""Read-back in batches: the diff report, reconciliation and the human-edit checks read records many at a
+time (GET /{module}?ids=…), counted from the client's API-call events against the emulator, and find
+what one GET per record finds."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dentrix_zoho.load import LoadContext, LoadOptions, load_all
+from dentrix_zoho.load import diff_report
+from dentrix_zoho.load.readback import ReadBack
+from dentrix_zoho.load.reconcile import reconcile_balances, reconcile_parents, reconcile_zoho_counts
+from dentrix_zoho.load.zoho_reads import current_stamps
+from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
+from dentrix_zoho.zoho.events import ApiCallEvent
+
+pytestmark = pytest.mark.slow
+LIST = "/crm/v8/{module}"
+BY_ID = "/crm/v8/{module}/{record_id}"
+ATTACHMENTS = "/crm/v8/{module}/{record_id}/Attachments"
+
+
+@pytest.fixture(scope="module")
+def loaded(shaped_practice: Any, tmp_path_factory: pytest.TempPathFactory, kit: Any) -> Iterator[dict[str, Any]]:
+    """The tiny practice loaded once into an emulator; tests read it back through counting clients."""
+    from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    root = tmp_path_factory.mktemp("readback")
+    users = kit.write_users_file(root / "users.yaml")
+    with running_emulator(root / "emu", extra_args=["--users-file", str(users)]) as handle:
+        world = kit.World(handle, shaped_practice.duckdb_path, root / "ledger.sqlite", shaped_practice.spec)
+        load_all(world.context())
+        yield {"world": world, "handle": handle}
+        world.client.close()
+
+
+class Counting:
+    """A client on the loaded emulator whose every API call is kept (events carry no ids or values)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.events: list[ApiCallEvent] = []
+        self.client = ZohoClient(ZohoConfig(
+            api_base=handle.base_url, accounts_url=handle.base_url, client_id=handle.client_id,
+            client_secret=handle.client_secret, refresh_token=handle.refresh_token, edition="enterprise", users=5,
+            backoff_base=0.002, backoff_cap=0.02), event_sink=self.events.append)
+
+    def calls(self, path: str, method: str = "GET") -> Counter[str]:
+        return Counter(str(e.module) for e in self.events if e.path_template == path and e.method == method
+                       and e.outcome != "retry")
+
+    def context(self, world: Any) -> LoadContext:
+        return LoadContext(world.duckdb_path, self.client, world.ledger, "office-1", world.ledger.start_run("sample", "office-1"),
+                           world.spec, world.owners, world.schema, LoadOptions())
+
+
+def _ours(world: Any, module: str) -> list[Any]:
+    return list(world.ledger.crosswalk_rows(module=module, office_id="office-1", deleted=False))
+
+
+def _field_groups(client: ZohoClient, module: str) -> int:
+    # The compared fields of a module are some of its fields: at most this many field groups per id chunk.
+    return max(1, math.ceil(len(client.fields(module)) / limits.FIELDS_PER_GET))
+
+
+class _OneGetPerRecord(ReadBack):
+    """The reference: every record read alone with GET /{module}/{id}, as the diff report used to."""
+
+    def read(self, module: str, ids: Any, fields: Any, *, whole: Any = None) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for zoho_id in dict.fromkeys(str(i) for i in ids):
+            record = self.client.get(module, zoho_id)
+            if record is not None:
+                found[zoho_id] = record
+        return found
+
+
+def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(
+        loaded: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = loaded["world"]
+    # A record changed in Zoho, so that the findings are not all "match".
+    target = _ours(world, "Contacts")[0].zoho_id
+    assert world.client.update("Contacts", [{"id": target, "First_Name": "Tampered"}])[0].ok
+
+    batched = Counting(loaded["handle"])
+    summary = diff_report.write_diff_report(batched.context(world), tmp_path / "batched")
+    assert summary.mismatches >= 1 and summary.records > 1_000, summary.summary()
+
+    lists, singles = batched.calls(LIST), batched.calls(BY_ID)
+    for module in ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes"):
+        n = len(_ours(world, module))
+        assert n > 0, module
+        allowed = math.ceil(n / limits.IDS_PER_GET) * _field_groups(batched.client, module)
+        assert 0 < lists[module] <= allowed, (module, lists[module], allowed)
+    # GET by id only for records with subform rows (insurance plans on Contacts), counted apart.
+    assert set(singles) <= {"Contacts"} and singles["Contacts"] == summary.subform_reads > 0
+    assert summary.list_reads == sum(lists.values())
+    assert summary.read_calls_minimum <= summary.list_reads
+    assert summary.attachment_listings == sum(batched.calls(ATTACHMENTS).values())
+
+    reference = Counting(loaded["handle"])
+    monkeypatch.setattr(diff_report, "ReadBack", _OneGetPerRecord)
+    expected = diff_report.write_diff_report(reference.context(world), tmp_path / "reference")
+    assert sum(reference.calls(BY_ID).values()) > 10 * sum(lists.values())  # the reference did read one by one
+    assert summary.csv_path.read_bytes() == expected.csv_path.read_bytes()
+    assert (summary.records, summary.fields_compared, summary.mismatches, summary.missing_in_zoho) == (
+        expected.records, expected.fields_compared, expected.mismatches, expected.missing_in_zoho)
+
+
+def test_reconciliation_reads_ours_in_batches(loaded: dict[str, Any]) -> None:
+    world = loaded["world"]
+    counting = Counting(loaded["handle"])
+    parents = reconcile_parents(counting.client, world.ledger, "office-1", world.schema)
+    balances = reconcile_balances(world.duckdb_path, counting.client, world.ledger, "office-1", world.schema)
+    assert parents.passed, parents.counts
+    assert balances.passed, balances.counts
+    lists = counting.calls(LIST)
+    assert not counting.calls(BY_ID)
+    for module in ("Events", "Tasks", "Calls", "Notes"):
+        assert 0 < lists[module] <= math.ceil(len(_ours(world, module)) / limits.IDS_PER_GET), module
+    assert 0 < lists["Contacts"] <= math.ceil(len(_ours(world, "Contacts")) / limits.IDS_PER_GET)
+
+    # A child whose parent lookup was changed in Zoho is found by the batched read.
+    task = _ours(world, "Tasks")[0]
+    lead = world.client.insert("Leads", [{"Last_Name": "Stranger", "Company": "Elsewhere"}])[0]
+    assert lead.ok and lead.zoho_id
+    moved = world.client.update("Tasks", [{"id": task.zoho_id, "What_Id": {"id": lead.zoho_id},
+                                           "$se_module": "Leads", "Who_Id": None}])[0]
+    assert moved.ok, moved
+    try:
+        broken = reconcile_parents(counting.client, world.ledger, "office-1", world.schema)
+        assert not broken.passed and broken.counts["modules"]["Tasks"]["broken"] == 1
+    finally:
+        world.client.delete("Leads", [lead.zoho_id])
+
+    counts = reconcile_zoho_counts(counting.client, world.ledger, "office-1", world.schema, attempts=1,
+                                   recheck_seconds=0)
+    assert counts.counts["modules"]["Attachments"]["ledger"] == counts.counts["modules"]["Attachments"]["zoho"]
+
+
+def test_human_edit_checks_read_stamps_in_batches(loaded: dict[str, Any]) -> None:
+    world = loaded["world"]
+    rows = _ours(world, "Events")
+    counting = Counting(loaded["handle"])
+    stamps = current_stamps(counting.client, "Events", [r.zoho_id for r in rows])
+    assert set(stamps) == {r.zoho_id for r in rows}
+    assert all(stamps[r.zoho_id]["Modified_Time"] and stamps[r.zoho_id]["Modified_By"]["id"] for r in rows)
+    assert counting.calls(LIST)["Events"] == math.ceil(len(rows) / limits.IDS_PER_GET)
+    assert not counting.calls(BY_ID) and not counting.calls("/crm/v8/coql", "POST")
+    # Same stamps as a GET by id of the same record.
+    one = counting.client.get("Events", rows[0].zoho_id)
+    assert one is not None and stamps[rows[0].zoho_id]["Modified_Time"] == one["Modified_Time"]
