@@ -39,9 +39,7 @@ pytestmark = pytest.mark.slow
 OFFICE = "office-1"
 AS_OF = dt.date(2026, 11, 1)
 SEED = 7
-# Every kind but STAGING_REJECT_KINDS (text in a DATETIME column, invalid UTF-8, binary): staging fails
-# the whole object on those until it rejects such values row by row. When that lands, use every kind:
-# HOSTILE_KINDS = tuple(hostile.KINDS)
+# Every kind, those staging cannot convert included (it stages the row with the column NULL and a reject).
 HOSTILE_KINDS = DEFAULT_KINDS
 DETAIL_MODULES = ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes", "Attachments")
 
@@ -164,16 +162,22 @@ def _in_zoho(m: dict[str, Any], sid: str) -> int:
     return 1 if parts and all(str(z) in ids for z in parts) else 0
 
 
+STAGING_REJECT = "staging_reject:"
+
+
 def _outcome(m: dict[str, Any], sid: str) -> tuple[str, list[str]]:
+    """The record's one outcome, and every reason the plan or a skip rule names for it. A staging
+    reject is about one column (staged NULL): the record itself still went, was held or was skipped."""
     reasons = sorted({r["reason"] for r in m["rows"] if r["source_id"] == sid})
+    held = [r for r in reasons if not r.startswith(STAGING_REJECT)]
     rules = sorted({rule for s, rule in m["skipped"] if s == sid})
     found = _in_zoho(m, sid)
-    if found and not reasons and not rules:
-        return ("loaded" if found == 1 else f"in Zoho {found} times"), []
-    if reasons and not found and not rules:
+    if found and not held and not rules:
+        return ("loaded" if found == 1 else f"in Zoho {found} times"), reasons
+    if held and not found and not rules:
         return "quarantined", reasons
-    if rules and not found and not reasons:
-        return "skipped", rules
+    if rules and not found and not held:
+        return "skipped", reasons + rules
     return f"ambiguous (zoho={found}, plan={reasons}, skipped={rules})", reasons + rules
 
 

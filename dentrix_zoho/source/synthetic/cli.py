@@ -56,7 +56,7 @@ def _parse_day(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--hostile-kind", "hostile_kinds", multiple=True, metavar="KIND",
-    help="With --hostile: only this kind (repeatable); default all but those staging cannot convert yet.",
+    help="With --hostile: only this kind (repeatable); default every kind.",
 )
 def demo_practice(out: Path, scale: str, seed: int, as_of: date, office: int, dentrix_version: str,
                   hostile: bool, hostile_kinds: tuple[str, ...]) -> None:

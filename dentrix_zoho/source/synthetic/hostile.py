@@ -8,10 +8,11 @@ exactly once; "quarantined": named in the re-migration plan with a reason starti
 appointment, a note), that row's source id and outcome. ``values`` are the hostile strings
 written, so that a test can prove none of them reaches a log line or an error message.
 
-Kinds in ``STAGING_REJECT_KINDS`` put values in the source that staging cannot convert
-(text in a DATETIME column, invalid UTF-8, binary) or will reject (control characters, text
-longer than its column). They are left out unless asked for by ``kinds=``: staging turns such
-values into row-level rejects only once that work lands.
+Some kinds put values in the source that staging cannot convert (text in a DATETIME column,
+invalid UTF-8, binary, control characters, text longer than its column): staging stages the
+row with that column NULL and names it in its rejects (``staging_reject:<reason>`` in the
+re-migration plan), and shaping applies the field's ``on_invalid``. For a record that still
+goes, ``reason`` names that plan row.
 
 Deterministic: the same practice and seed choose the same patients and write the same bytes.
 """
@@ -42,7 +43,7 @@ class ChildOutcome(BaseModel):
 
     source_id: str  # office-free: "<object>:<key>", e.g. "appt:1234"
     expected: Outcome
-    reason: str | None = None
+    reason: str | None = None  # as HostileMutation.reason
 
 
 class HostileMutation(BaseModel):
@@ -51,7 +52,9 @@ class HostileMutation(BaseModel):
     patid: int
     kind: str
     expected: Outcome
-    reason: str | None = None  # prefix of the quarantine / skip reason (or rule) expected
+    # quarantined / skipped: prefix of a reason (or skip rule) expected; loaded: a field-level
+    # reason the re-migration plan must name besides (a staging reject of one column)
+    reason: str | None = None
     child: ChildOutcome | None = None
     values: list[str] = []  # hostile strings written (synthetic data), for leak checks
 
@@ -133,7 +136,7 @@ _patient_field("last_name_whitespace", "lastname", " \t  \u00a0 ", "quarantined"
 _patient_field("last_name_emoji_only", "lastname", "\U0001f9b7\U0001f9b7", "quarantined", "name_without_letters",
                ["\U0001f9b7\U0001f9b7"])
 _patient_field("last_name_digits", "lastname", "Smith2000", "quarantined", "name_contains_digits", ["Smith2000"])
-_patient_field("last_name_300_chars", "lastname", "Hostilename" * 27 + "abc", "quarantined", "too_long",
+_patient_field("last_name_300_chars", "lastname", "Hostilename" * 27 + "abc", "quarantined", "staging_reject:too_long",
                ["Hostilename" * 3])
 # Quotes, semicolons and SQL-looking text: carried as they are, never executed.
 # Within lastname's CHAR width (22): a longer value is a staging reject, not SQL-looking text.
@@ -156,12 +159,13 @@ _patient_field("email_sql", "emailaddr", "x'@example.com; DROP TABLE rsc", "load
 _patient_field("phone_letters", "pager", "CALL-ME-HOSTILE", "loaded", None, ["CALL-ME-HOSTILE"])
 _patient_field("phone_too_short", "workphone", "12", "loaded", None)
 _patient_field("phone_sql", "otherphone", "555';--", "loaded", None, ["555';--"])
-# Impossible birth dates (a valid DATETIME value, out of range): the field is dropped.
+# Impossible birth dates (a valid DATETIME value, out of range): the field is dropped, flagged.
 _patient_field("birth_date_1800", "birthdate", "1800-01-01 00:00:00", "loaded")
 _patient_field("birth_date_2999", "birthdate", "2999-12-31 00:00:00", "loaded")
-# Values staging cannot convert (see STAGING_REJECT_KINDS): the field is dropped.
-_patient_field("birth_date_text", "birthdate", "born in the spring", "loaded", None, ["born in the spring"])
-_patient_field("birth_date_feb_30", "birthdate", "2001-02-30 00:00:00", "loaded")
+# Values staging cannot convert: staged NULL and named as a staging reject; the field is dropped.
+_patient_field("birth_date_text", "birthdate", "born in the spring", "loaded", "staging_reject:not_a_datetime",
+               ["born in the spring"])
+_patient_field("birth_date_feb_30", "birthdate", "2001-02-30 00:00:00", "loaded", "staging_reject:not_a_datetime")
 # Codes outside their lists.
 _patient_field("status_unknown", "status", 9, "quarantined", "unmapped_value")  # type: ignore[arg-type]
 _patient_field("famid_nowhere", "famid", NOWHERE_ID, "loaded")  # type: ignore[arg-type]
@@ -259,7 +263,7 @@ def _appt(name: str, reason: str | None, expected: Outcome = "quarantined", **co
 _appt("appt_time_25_70", "appointment_time_impossible", timehr=25, timemin=70)
 _appt("appt_negative_length", "appointment_time_impossible", apptlen=-30)
 _appt("appt_reason_sql", None, "loaded", apptreason="'); DELETE FROM appt; --")
-_appt("appt_date_text", "required_value_missing", apptdate="next tuesday-ish")
+_appt("appt_date_text", "staging_reject:not_a_datetime", apptdate="next tuesday-ish")
 
 
 # -- clinical notes ----------------------------------------------------------------------------------
@@ -280,22 +284,16 @@ _note("note_1mb", ("Hostile clinical note sentence. " * 30 + "\n") * 1100, "load
       ["Hostile clinical note sentence."])
 _note("note_whitespace_only", " \n\t \r\n   ", "skipped", "empty_clinical_note")
 _note("note_sql", "Pt said '); DROP TABLE clinicalnote; -- and left", "loaded", None, ["DROP TABLE clinicalnote"])
-_note("note_nul_bytes", "Hostile\x00nul\x00note", "loaded", None, ["nul\x00note", "Hostile\x00"])
-_note("note_control_chars", "Hostile\x1b[31mansi\x07bell\x0bnote", "loaded", None, ["ansi\x07bell"])
-# Staging cannot convert these (STAGING_REJECT_KINDS).
-_note("note_invalid_utf8", b"Hostile \xff\xfe broken \xc3\x28 utf8", "skipped", "empty_clinical_note",
+# Staging rejects these notes' text (staged NULL): the note is then empty and skipped by that rule.
+_note("note_nul_bytes", "Hostile\x00nul\x00note", "skipped", "staging_reject:control_characters",
+      ["nul\x00note", "Hostile\x00"])
+_note("note_control_chars", "Hostile\x1b[31mansi\x07bell\x0bnote", "skipped", "staging_reject:control_characters",
+      ["ansi\x07bell"])
+_note("note_invalid_utf8", b"Hostile \xff\xfe broken \xc3\x28 utf8", "skipped", "staging_reject:invalid_encoding",
       sql_value="CAST(? AS TEXT)")
-_note("note_binary_blob", bytes(range(256)) * 64, "skipped", "empty_clinical_note")
+_note("note_binary_blob", bytes(range(256)) * 64, "skipped", "staging_reject:invalid_encoding")
 
-# Kinds whose values staging cannot convert until it rejects them row by row (the first five fail
-# the whole object today), and kinds staging will reject once it does (control characters, text
-# longer than its column): today they pass staging and reach the outcome recorded here; with
-# row-level rejects their outcome may change. Enable them with kinds= once staging rejects are
-# in, and confirm the recorded outcome then.
-STAGING_REJECT_KINDS = frozenset({"birth_date_text", "birth_date_feb_30", "appt_date_text", "note_invalid_utf8",
-                                  "note_binary_blob", "note_nul_bytes", "note_control_chars",
-                                  "last_name_300_chars"})
-DEFAULT_KINDS = tuple(k for k in KINDS if k not in STAGING_REJECT_KINDS)
+DEFAULT_KINDS = tuple(KINDS)
 
 
 # -- choosing the patients ---------------------------------------------------------------------------
@@ -346,7 +344,7 @@ def _assign(kinds: Sequence[Kind], pool: list[Patient], rng: random.Random) -> l
 def make_hostile(db_path: Path, seed: int, kinds: Iterable[str] | None = None) -> HostileManifest:
     """Mutate the practice at ``db_path`` in place (one transaction) and write its hostile manifest.
 
-    ``kinds``: the kinds to apply (default ``DEFAULT_KINDS``: all but ``STAGING_REJECT_KINDS``).
+    ``kinds``: the kinds to apply (default ``DEFAULT_KINDS``: every kind).
     """
     db_path = Path(db_path)
     wanted = list(DEFAULT_KINDS if kinds is None else kinds)
