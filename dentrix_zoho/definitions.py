@@ -21,6 +21,14 @@ from dentrix_zoho.defs.zoho_resource import ZohoResource
 from dentrix_zoho.settings import load_settings
 
 
+# Who answers for every asset in the UI's catalog: the migration team at the controls, one value for all.
+ASSET_OWNERS = ["team:migration"]
+
+
+def _owned(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    return list(dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=ASSET_OWNERS), assets))
+
+
 def _env_or(name: str, default: str | None) -> str | dg.EnvVar | None:
     # EnvVar keeps a secret-bearing value (an ODBC string with PWD=) out of the
     # run config shown in the UI; an unset variable falls back to the default.
@@ -31,7 +39,7 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     home = str(settings.home.expanduser().resolve())
     return dg.Definitions(
-        assets=[*staging_assets, *audit_assets, *mapping_assets, *plan_assets, *load_assets, *cutover_assets],
+        assets=_owned([*staging_assets, *audit_assets, *mapping_assets, *plan_assets, *load_assets, *cutover_assets]),
         asset_checks=[*mapping_checks],
         jobs=[*source_jobs, *load_jobs, *cutover_jobs, *rollback_jobs],
         sensors=[cutover_sensor],

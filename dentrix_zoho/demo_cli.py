@@ -67,11 +67,16 @@ def _ensure_practice(scale: str, seed: int) -> Path | None:
     return db
 
 
-def _run_job(defs: object, name: str, instance: object) -> bool:
+def _run_job(defs: object, name: str, instance: object, log_file: Path, *, verbose: bool) -> bool:
+    from dentrix_zoho.defs.operator_log import operator_logger
+
     job = defs.resolve_job_def(name)  # type: ignore[attr-defined]
+    # Dagster's event stream into the log file; on the console one line per step and the progress lines.
+    job = job.with_logger_defs({"operator": operator_logger(log_file, click.echo, verbose=verbose)})
     started = time.perf_counter()
     click.echo(f"\n== running {name} ==")
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    # Dagster starts only the loggers the run config names (none named: its default console logger).
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": {"operator": {}}})
     failed_checks = [
         e for e in result.get_asset_check_evaluations() if not e.passed
     ]
@@ -90,13 +95,19 @@ def _run_job(defs: object, name: str, instance: object) -> bool:
 @click.option("--edition", type=click.Choice(["free", "standard", "professional", "enterprise", "ultimate"]),
               default="enterprise", show_default=True, help="Zoho edition the emulator plays.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Mean latency the emulator adds per call.")
-def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show Dagster's whole event stream here too (it always goes to the log file named on screen).")
+def demo(scale: str, seed: int, edition: str, latency_ms: float, verbose: bool) -> None:
     """Migrate a synthetic practice into a freshly started local Zoho emulator, end to end.
 
     Steps: generate the practice (unless DENTRIX_SOURCE is set), start the
     emulator, run sample_migration, approve the map (the demo does this for
     you; in a real migration a person reviews the diff report and runs
     `dentrix-zoho map approve --by NAME`), run full_migration, print a summary.
+
+    The console shows one line per step (rows, calls, credits, seconds) and a
+    progress line at least every 10 s of a long step ($DENTRIX_ZOHO_PROGRESS_SECONDS);
+    Dagster's own event stream goes to $DENTRIX_ZOHO_HOME/logs/demo_<time>.log (-v: here too).
     """
     import dagster as dg
 
@@ -126,6 +137,14 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
         # Usage telemetry off by default: this pipeline handles protected health information.
         instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
 
+    from dentrix_zoho.defs.operator_log import python_logs_to
+
+    log_file = home / "logs" / f"demo_{dt.datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    python_logs_to(log_file)
+    click.echo(f"Dagster's event log and the loader's per-batch lines: {log_file}"
+               + ("" if verbose else " (-v shows them here too)"))
+
     with running_emulator(home / "emulator", edition=edition, users=1, latency_ms=latency_ms,
                           extra_args=["--users-file", str(users_file)]) as emulator:
         click.echo(f"Zoho emulator at {emulator.base_url} ({edition})")
@@ -141,7 +160,7 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
 
         defs = build_definitions()
         instance = dg.DagsterInstance.get()
-        sample_ok = _run_job(defs, "sample_migration", instance)
+        sample_ok = _run_job(defs, "sample_migration", instance, log_file, verbose=verbose)
         ledger = Ledger(settings.resolved_ledger_url if settings.ledger_url else f"sqlite:///{home / 'ledger.sqlite'}")
         if not sample_ok:
             click.echo("the sample migration did not pass its checks: not approving the map", err=True)
@@ -149,11 +168,12 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float) -> None:
         spec_hash = approve_spec(ledger, "make-demo")
         click.echo(f"\nthe demo approves the map (spec {spec_hash[:12]}) as 'make-demo'; in a real migration a "
                    "person reviews the sample diff report first and runs `dentrix-zoho map approve --by NAME`")
-        full_ok = _run_job(defs, "full_migration", instance)
+        full_ok = _run_job(defs, "full_migration", instance, log_file, verbose=verbose)
         usage = emulator.usage()
         snapshot = emulator.snapshot()
 
     _print_summary(home, ledger, usage, snapshot)
+    click.echo(f"Dagster's event log of these runs: {log_file}")
     sys.exit(0 if full_ok else 1)
 
 

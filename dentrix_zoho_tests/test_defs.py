@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
+import pytest
 
 from dentrix_zoho.source.catalog import CATALOG
 
@@ -71,3 +78,72 @@ def test_cutover_sensor_and_schedule_target_the_delta_job() -> None:
     repo = load_defs().get_repository_def()
     assert [s.job_name for s in repo.sensor_defs] == ["delta_migration"]
     assert [s.job_name for s in repo.schedule_defs] == ["delta_migration"]
+
+
+# --- the asset graph, pinned -------------------------------------------------------------------------
+# Every asset's key, group, kinds, owners, deps, partitions and checks. An intended change to the graph:
+#   UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest dentrix_zoho_tests/test_defs.py -k snapshot
+# then review the diff of dentrix_zoho_tests/snapshots/asset_graph.json with the change.
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def asset_graph_snapshot() -> dict[str, object]:
+    graph = load_defs().resolve_asset_graph()
+    assets: dict[str, object] = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "owners": sorted(node.owners),
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "partitions": None if node.partitions_def is None else str(node.partitions_def),
+            "checks": sorted(c.name for c in node.check_keys),
+            "has_description": bool(node.description),
+        }
+    return assets
+
+
+def test_asset_graph_matches_its_snapshot() -> None:
+    current = asset_graph_snapshot()
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    assert current == json.loads(SNAPSHOT.read_text(encoding="utf-8")), (
+        "the asset graph changed: if intended, regenerate the snapshot (see SNAPSHOT above) and review its diff")
+
+
+def test_load_chain_reads_left_to_right() -> None:
+    """The gates and the estimate sit once at the head; each later step waits only for the one before."""
+    from dentrix_zoho.load import LOAD_ORDER
+
+    graph = load_defs().resolve_asset_graph()
+    head = {"zoho_load/mapping_approval", "zoho_load/owner_resolution", "zoho_plan/migration_estimate"}
+    previous = None
+    for name in LOAD_ORDER:
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["zoho_load", name])).parent_keys}
+        assert parents == (head if previous is None else {f"zoho_load/{previous}"}), name
+        previous = name
+
+
+def test_every_asset_and_check_says_what_it_does() -> None:
+    graph = load_defs().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_materializable:
+            assert node.description, key
+            assert node.owners == ["team:migration"], key
+    for spec in graph.asset_check_keys:
+        assert graph.get_check_spec(spec).description, spec
+
+
+@pytest.mark.slow
+def test_dagster_definitions_validate() -> None:
+    """What `dagster definitions validate` checks on a clean clone: the code location loads and validates."""
+    exe = Path(sys.executable).parent / "dagster"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "DENTRIX_", "DAGSTER_"))}
+    done = subprocess.run([str(exe), "definitions", "validate", "-m", "dentrix_zoho.definitions"],
+                          cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -3,7 +3,9 @@
 Per object, against the rows staged in ``dentrix.<object>`` (this office's rows only):
 
 1. **Keys.** ``SELECT <key columns>`` of the whole object: cheap, and the only way to
-   see hard deletions (Dentrix keeps no tombstones; reference §7.4). Read first, so a
+   see hard deletions (Dentrix keeps no tombstones: a hard-deleted
+   patient "can only be recovered from a backup",
+   https://dentrixtiptuesdays.blogspot.com/2016/07/archiving-patient-records.html). Read first, so a
    row inserted while the delta runs shows up as new rather than as a phantom gap.
 2. **Rows.** Objects with a modified column are read from ``cursor - lookback`` on,
    the cursor being the newest modified time staged; the look-back catches rows
@@ -273,7 +275,8 @@ def _appointment_history_deletions(
     """Add appthist's ``deletedflag = 1`` appointments (since the cursor) to the deletions.
 
     The key diff already sees an appointment that left ``appt``; the history is the
-    documented record of it (reference §7.4) and is counted as such. An appointment the
+    record integrators read deletions from
+    (``appthist.deletedflag``, in the Pozative/Adit sync code) and is counted as such. An appointment the
     history calls deleted but ``appt`` still holds is left alone: the table wins.
     """
     history = CATALOG[APPOINTMENT_HISTORY]

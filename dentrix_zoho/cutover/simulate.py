@@ -1,8 +1,8 @@
 """The practice keeps working during cutover: edits, new rows and deletions in a synthetic (SQLite) practice.
 
 For the delta benchmark, tests and demos only: it writes to the SQLite stand-in,
-never to a real Dentrix database (which is read-only to us; reference §7.12). Every
-write is stamped as Dentrix stamps it (``automodifiedtimestamp``), and a deleted
+never to a real Dentrix database (which is read-only to us: writes need the Dentrix
+Write API licence and corrupt c-tree data, http://support.tabs3.com/main/R10017.htm). Every write is stamped as Dentrix stamps it (``automodifiedtimestamp``), and a deleted
 appointment leaves an ``appthist`` row with ``deletedflag = 1``, as Dentrix does.
 The returned ``SimulatedActivity`` lists the source keys touched, spelled like
 ``_source_key``, so a caller can check that change detection found exactly them.

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from dentrix_zoho import progress
 from dentrix_zoho.ledger import AuditEntry
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code
@@ -285,6 +286,8 @@ class ChildLoader:
             credits=self.credits(len(batch)),
         )
         commit(self.ctx, self.writer, record, self.result, self.step)
+        progress.advance(len(batch), calls=1 if self.step.kind == "notes" else len(batch),
+                         credits=self.credits(len(batch)))
         uncertain += [batch[i] for i in sorted(unknown)]
         log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d uncertain=%d elapsed=%.2fs",
                  self.step.name, len(outcomes), self.result.ok - before[0], self.result.failed - before[1],

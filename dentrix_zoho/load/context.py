@@ -10,10 +10,15 @@ from typing import Any, Literal
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load.owners import OwnerResolution
 from dentrix_zoho.load.schema_setup import SchemaResult
+from dentrix_zoho.load.steps import LOAD_ORDER, LOAD_STEPS, Kind, LoadStep, steps_for
 from dentrix_zoho.mapping.spec import MappingSpec
 from dentrix_zoho.zoho import ZohoClient, limits
 
-Kind = Literal["upsert", "notes", "attachments"]
+# The steps live in load/steps.py (shaped.py needs them, and owners.py -> shaped.py must not come back
+# here); they are re-exported from this module, where the load's callers have always found them.
+__all__ = ["LOAD_ORDER", "LOAD_STEPS", "Kind", "LoadContext", "LoadOptions", "LoadStep", "ModuleLoadResult",
+           "WRITE_PATHS", "WRITE_PATH_ENV", "WritePath", "steps_for"]
+
 WritePath = Literal["auto", "records", "bulk"]
 WRITE_PATHS: tuple[str, ...] = ("auto", "records", "bulk")
 WRITE_PATH_ENV = "ZOHO_WRITE_PATH"
@@ -21,45 +26,6 @@ WRITE_PATH_ENV = "ZOHO_WRITE_PATH"
 
 def _write_path_from_env() -> str:
     return os.environ.get(WRITE_PATH_ENV, "").strip().lower() or "auto"
-
-
-@dataclass(frozen=True)
-class LoadStep:
-    """One step of the load: a slice of one ``zoho_shaped`` table going to one Zoho module."""
-
-    name: str
-    module: str
-    table: str
-    kind: Kind
-    where: str = "TRUE"  # SQL over the shaped table's columns
-
-
-LOAD_STEPS: dict[str, LoadStep] = {
-    step.name: step
-    for step in (
-        LoadStep("responsible_parties", "Contacts", "contacts", "upsert", "tier = 0"),
-        LoadStep("patients", "Contacts", "contacts", "upsert", "coalesce(tier, 1) <> 0"),
-        LoadStep("leads", "Leads", "leads", "upsert"),
-        LoadStep("events", "Events", "events", "upsert"),
-        LoadStep("tasks", "Tasks", "tasks", "upsert"),
-        LoadStep("calls", "Calls", "calls", "upsert"),
-        LoadStep("notes", "Notes", "notes", "notes"),
-        LoadStep("attachments", "Attachments", "attachments", "attachments", "source_object <> 'aging'"),
-        LoadStep("ledger_pdfs", "Attachments", "attachments", "attachments", "source_object = 'aging'"),
-    )
-}
-# Parents before children: responsible parties -> patients -> leads -> activities -> notes -> files.
-LOAD_ORDER: tuple[str, ...] = tuple(LOAD_STEPS)
-
-
-def steps_for(name: str) -> list[LoadStep]:
-    """A step by name, or every step of a Zoho module (``"Contacts"``) in load order."""
-    if name in LOAD_STEPS:
-        return [LOAD_STEPS[name]]
-    steps = [s for s in LOAD_STEPS.values() if s.module == name]
-    if not steps:
-        raise ValueError(f"unknown load step or module {name!r}; steps: {', '.join(LOAD_ORDER)}")
-    return steps
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dentrix_zoho.load.ledger_io import LedgerWriter
 from dentrix_zoho.load.links import ParentIndex
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows
 from dentrix_zoho.load.upserts import load_upsert_step
+from dentrix_zoho.progress import Progress, tracking
 from dentrix_zoho.zoho import BudgetExceeded
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,14 @@ def run_step(ctx: LoadContext, step: LoadStep, source_ids: Iterable[str] | None 
     calls0 = ctx.client.transport.calls
     rows = _rows(ctx, step, source_ids)
     result.shaped = len(rows)
+    # Each settled batch advances it (upserts.py, children.py): a line at least every 10 s of a long step.
+    step_progress = Progress(f"load {step.name}", len(rows), counted=lambda: result.unchanged + result.sent)
     try:
-        if step.kind == "upsert":
-            load_upsert_step(ctx, step, rows, result, _writer(ctx), _parents(ctx))
-        else:
-            ChildLoader(ctx, step, result, _writer(ctx), _parents(ctx)).run(rows)
+        with tracking(step_progress):
+            if step.kind == "upsert":
+                load_upsert_step(ctx, step, rows, result, _writer(ctx), _parents(ctx))
+            else:
+                ChildLoader(ctx, step, result, _writer(ctx), _parents(ctx)).run(rows)
     finally:
         result.api_calls = ctx.client.transport.calls - calls0
         result.elapsed_s = round(time.perf_counter() - t0, 3)

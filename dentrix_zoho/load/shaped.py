@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from dentrix_zoho.load.context import LoadStep
+from dentrix_zoho.load.steps import LoadStep
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
 
 _PART = "-p"

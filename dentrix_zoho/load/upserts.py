@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dentrix_zoho import progress
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
 from dentrix_zoho.load import bulk_write
@@ -512,6 +513,7 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
         record = apply_outcomes(ctx, step, writer, parents, result, batch, outcomes, operation="upsert",
                                 created_if=created_if, credits=limits.write_call_credits(len(batch)))
         commit(ctx, writer, record, result, step)
+        progress.advance(len(batch), calls=1, credits=limits.write_call_credits(len(batch)))
         log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
                  len(outcomes), result.ok - before[0], result.failed - before[1],
                  result.quarantined - before[2], time.perf_counter() - started)

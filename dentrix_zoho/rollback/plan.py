@@ -19,7 +19,7 @@ from dentrix_zoho.ledger.text_table import text_table
 DEFAULT_MODULE_ORDER: tuple[str, ...] = ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes", "Attachments")
 ATTACHMENT_MODULES: frozenset[str] = frozenset({"Attachments"})
 
-# Zoho limits and credit prices (reference/zoho-crm-v8.md §2.1, §5).
+# Zoho limits and credit prices (https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html; the records pages cap a call at 100).
 MAX_IDS_PER_DELETE = 100
 MAX_RECORDS_PER_UPDATE = 100
 RECORDS_PER_UPDATE_CREDIT = 10

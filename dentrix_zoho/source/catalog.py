@@ -1,7 +1,8 @@
 """The Dentrix objects we read: the one description of their names, columns, keys and codes.
 
 Column names are lower case exactly as Dentrix G6/G7 ``DentrixSQL`` spells them
-(``admin.<name>``; reference ``dentrix.md`` §3 views, §4 base tables). Types are the
+(``admin.<name>``, as public integrator code reads them: the DDP SDK samples, the aKm Apps
+``aKmDtxMySqlCreate.sql`` dump of a G6 ``DentrixSQL``, github.com/FluidicML/dentrix). Types are the
 portable subset the extractor stages: ``VARCHAR(n)`` is a fixed-width CHAR on
 c-treeACE (values arrive space-padded), ``length=None`` on a VARCHAR is a long
 text (LVARCHAR) column, ``DECIMAL`` is money (12,2), ``BOOL`` is 0/1.
@@ -155,8 +156,8 @@ _BASE_TABLES: tuple[CatalogObject, ...] = (
         "custfield",
         ("custfieldid",),
         "custfieldid:I label:V33 fieldtype:V5 listvalues:V255",
-        """Practice-defined patient fields. Dentrix has no custom-field feature (reference
-        §7.6): practices keep such data in notes and alerts. We model what a practice tracks this
+        """Practice-defined patient fields. Dentrix has no custom-field feature (integrators read
+        such data from fullnotes and patalerts, e.g. the Pozative/Adit sync code): practices keep such data in notes and alerts. We model what a practice tracks this
         way as an explicit table, our assumption: fieldtype is 'text', 'list' or 'date';
         listvalues holds the allowed values of a list separated by '|'.""",
     ),

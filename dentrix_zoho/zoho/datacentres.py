@@ -1,4 +1,4 @@
-"""Zoho data centres: accounts, API and upload hosts (reference §1.1)."""
+"""Zoho data centres: accounts, API and upload hosts (Zoho Accounts multi-DC: https://www.zoho.com/accounts/protocol/oauth/multi-dc.html)."""
 
 from __future__ import annotations
 

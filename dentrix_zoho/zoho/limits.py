@@ -1,8 +1,13 @@
 """Every Zoho CRM limit the client relies on, in one place.
 
-Numbers come from ``/work/shared/reference/zoho-crm-v8.md`` §2, §4, §5 and §6;
-where Zoho publishes no number (marked UNVERIFIED there) the value here is our
-conservative choice and says so.
+Sources, Zoho's public documentation (each section below names its page):
+  * API limits and credits: https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html
+    (also https://www.zoho.com/crm/help/api/api-limits.html);
+  * records: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html, https://www.zoho.com/crm/developer/docs/api/v8/upsert-records.html, https://www.zoho.com/crm/developer/docs/api/v8/search-records.html;
+  * metadata: https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html, https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html; subforms: "Subforms" in https://www.zoho.com/crm/developer/docs/api/v8/;
+  * Bulk Write: "Bulk APIs" in https://www.zoho.com/crm/developer/docs/api/v8/ and https://www.zoho.com/crm/developer/docs/api/v6/bulk-write/limitations.html;
+  * Zoho's OpenAPI spec: github.com/zoho/crm-oas, ``v8.0/*.json`` (record.json, fields.json, bulk_write.json).
+Where Zoho publishes no number the value here is our conservative choice and says so (UNVERIFIED).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ EDITION_ALIASES: dict[str, Edition] = {
     "crmplus": "ultimate",
 }
 
-# --- credits per rolling 24 h (§5) -------------------------------------------
+# --- credits per rolling 24 h (API limits page) -------------------------------
 CREDITS_BASE = 50_000
 CREDITS_PER_USER: dict[Edition, int] = {
     "free": 0,
@@ -42,13 +47,13 @@ CREDITS_MAXIMUM: dict[Edition, int | None] = {
 }
 FREE_EDITION_CREDITS = 5_000
 
-# --- API access per edition (§5) ---------------------------------------------
+# --- API access per edition (API limits page) --------------------------------
 # "API access exists in all editions, including Free" (zoho.com/crm/help/api/api-limits.html).
 # Kept as a table so that an edition without it (an older plan, a future one) is one line here and
 # the migration estimate answers "cannot run" for it.
 API_ACCESS: dict[Edition, bool] = {edition: True for edition in EDITIONS}
 
-# --- concurrency (§5) ----------------------------------------------------------
+# --- concurrency (API limits page) ---------------------------------------------
 CONCURRENCY: dict[Edition, int] = {
     "free": 5,
     "standard": 10,
@@ -71,7 +76,7 @@ PLAN_CALLS_PER_MINUTE: dict[Edition, int] = {
     "ultimate": 10_000,
 }
 
-# --- per-call caps (§2.1, §5) --------------------------------------------------
+# --- per-call caps (insert/upsert records pages, API limits page) --------------
 RECORDS_PER_WRITE = 100
 IDS_PER_DELETE = 100
 RECORDS_PER_PAGE = 200
@@ -93,7 +98,7 @@ COQL_IN_VALUES_MAX = 50
 NOTES_PER_CALL = 100
 USERS_PER_PAGE = 200
 
-# --- metadata (§4, §2.6) -----------------------------------------------------
+# --- metadata (Fields Meta Data, Subforms pages) -------------------------------
 FIELDS_PER_CREATE_CALL = 5
 UNIQUE_FIELDS_PER_MODULE = 2
 CUSTOM_FIELDS_PER_MODULE: dict[Edition, int] = {
@@ -114,14 +119,14 @@ SUBFORMS_PER_MODULE: dict[Edition, int] = {
 }
 SUBFORM_ROWS_PER_RECORD = 100
 
-# --- files and bulk (§2, §6) -------------------------------------------------
+# --- files and bulk (Attachments, Bulk Write limitations pages) ----------------
 ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 BULK_WRITE_MAX_RECORDS = 25_000
 BULK_WRITE_MAX_BYTES = 25 * 1024 * 1024
 BULK_WRITE_MAX_COLUMNS = 200
 BULK_WRITE_UNSUPPORTED_MODULES = frozenset({"Notes", "Attachments", "Events", "Calls"})
 
-# --- credits per call (§5) ---------------------------------------------------
+# --- credits per call (API limits page) ----------------------------------------
 CREDITS_PER_WRITE_RECORDS = 10  # 1 credit per 10 records of insert/update/upsert
 CREDITS_BULK_WRITE = 500
 CREDITS_BULK_READ = 50

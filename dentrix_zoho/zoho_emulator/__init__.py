@@ -1,4 +1,9 @@
-"""A local Zoho CRM v8 that behaves like the real API (``/work/shared/reference/zoho-crm-v8.md``).
+"""A local Zoho CRM v8 that behaves like the real API as Zoho documents it.
+
+Sources: the Zoho CRM API v8 docs (https://www.zoho.com/crm/developer/docs/api/v8/: insert/upsert/search records, Notes, Attachments,
+Subforms, Fields Meta Data, Bulk APIs, Query API, Status Codes), API limits
+(https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html), Zoho Accounts OAuth (https://www.zoho.com/accounts/protocol/oauth/),
+and Zoho's OpenAPI spec (github.com/zoho/crm-oas, ``v8.0/*.json``).
 
 Run it with ``dentrix-zoho zoho-emulator --data-dir DIR`` (or ``python -m dentrix_zoho.zoho_emulator``);
 tests use :func:`dentrix_zoho.zoho_emulator.testing.running_emulator`. It shares no code with the
@@ -17,7 +22,7 @@ Emulated
     expire after ``--token-ttl`` (3 600 s); token errors are HTTP 200 ``{"error": ...}``
     (``invalid_client``, ``invalid_client_secret``, ``invalid_code``, ``unsupported_grant_type``).
     ``Authorization: Zoho-oauthtoken`` only; 401 ``AUTHENTICATION_FAILURE`` (missing header or other
-    prefix), ``INVALID_TOKEN`` (unknown/expired), ``OAUTH_SCOPE_MISMATCH`` (scopes per reference §1.4).
+    prefix), ``INVALID_TOKEN`` (unknown/expired), ``OAUTH_SCOPE_MISMATCH`` (scopes per the securitySchemes of crm-oas v8.0/common.json).
     Grant codes come from ``POST /__emulator__/grant-code?scope=...`` (the API console's Self Client).
   * Records for Leads, Contacts, Events, Tasks, Calls, Notes: list (``fields`` required, <= 50;
     ``per_page`` <= 200; ``page`` reaches 2 000 records, ``page_token`` 100 000; ``sort_by``/``sort_order``;
@@ -47,7 +52,7 @@ Emulated
     fields per module, subform fields (2 on Enterprise, 5 on Ultimate, none below unless
     ``--no-subform-edition-gate``). Custom fields are allowed on Leads, Contacts, Events, Tasks, Calls.
   * Limits: credits over a rolling 24 h window (edition x users formula, or ``--credits``), costs per
-    reference §5 (writes 1 per 10 records, ``cvid`` 3, COQL 1/2/3 by LIMIT, Bulk Write job 500, else 1);
+    the API limits page (writes 1 per 10 records, ``cvid`` 3, COQL 1/2/3 by LIMIT, Bulk Write job 500, else 1);
     concurrency per edition (5/10/15/20/25) and 10 for heavy calls (writes of > 10 records, ``cvid`` or
     ``sort_by`` lists, search, COQL); ``X-API-CREDITS-REMAINING`` once half the credits are used.
     Both limits answer 429 ``TOO_MANY_REQUESTS``; the message tells them apart:

@@ -1,4 +1,4 @@
-"""Attachments: multipart upload to ``/{module}/{id}/Attachments``, list, download, delete (reference §3).
+"""Attachments: multipart upload to ``/{module}/{id}/Attachments``, list, download, delete ("Attachments" in the v8 docs; crm-oas v8.0).
 
 The file is written to ``<data-dir>/files/<attachment id>`` before its record is journaled, so a crash
 leaves at most an unreferenced file, never a record without its bytes.

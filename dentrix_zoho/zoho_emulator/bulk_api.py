@@ -1,5 +1,5 @@
 """Bulk Write: upload a zipped CSV, create a job, run it in the background, poll, download the result
-(reference §6.1–§6.3).
+("Bulk APIs" in the v8 docs; crm-oas v8.0/bulk_write.json).
 
 Jobs run one at a time in the server's event loop, in chunks, going ADDED -> IN PROGRESS -> COMPLETED.
 Each chunk is one journaled transaction. A job still ADDED or IN PROGRESS when the emulator stops is

@@ -1,4 +1,4 @@
-"""Emulator settings and the per-edition limits taken from the reference (§2.6, §4, §5)."""
+"""Emulator settings and the per-edition limits as Zoho documents them (API limits, Fields Meta Data, Subforms pages)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 EDITIONS = ("free", "standard", "professional", "enterprise", "ultimate")
 
-# Daily credits: (base, per user, maximum or None for unlimited) [reference §5].
+# Daily credits: (base, per user, maximum or None for unlimited) [https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html].
 _CREDITS = {
     "free": (5_000, 0, 5_000),
     "standard": (50_000, 250, 100_000),

@@ -1,4 +1,4 @@
-"""Request-level errors in Zoho's envelope ``{"code", "details", "message", "status": "error"}`` (reference §7)."""
+"""Request-level errors in Zoho's envelope ``{"code", "details", "message", "status": "error"}`` (https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html; crm-oas v8.0/common.json)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API credits over a rolling 24 h window, concurrency per edition, and the usage counters (reference §5)."""
+"""API credits over a rolling 24 h window, concurrency per edition, and the usage counters (https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Module and field metadata: the seeded standard fields (reference §2.5, §3, §4) and custom-field rules."""
+"""Module and field metadata: the seeded standard fields (https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html, https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html) and custom-field rules."""
 
 from __future__ import annotations
 

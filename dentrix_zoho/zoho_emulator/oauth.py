@@ -1,4 +1,4 @@
-"""The accounts server: ``POST /oauth/v2/token`` and ``/oauth/v2/token/revoke`` (reference §1.2).
+"""The accounts server: ``POST /oauth/v2/token`` and ``/oauth/v2/token/revoke`` (Zoho Accounts: https://www.zoho.com/accounts/protocol/oauth/self-client/authorization-code-flow.html).
 
 Errors are HTTP 200 with ``{"error": ...}``, as Zoho answers them. Parameters come from the query string
 or a form body. A refresh token mints at most ``token_mint_limit`` access tokens per 10 minutes.

@@ -1,4 +1,4 @@
-"""Search (``/{module}/search``) and COQL (``POST /coql``) (reference §2.1, §6.5).
+"""Search (``/{module}/search``) and COQL (``POST /coql``) (https://www.zoho.com/crm/developer/docs/api/v8/search-records.html; "Query API" in the v8 docs).
 
 Search criteria: ``(Field:operator:value)`` joined by ``and`` / ``or`` with parentheses; ``\\,``, ``\\(``
 and ``\\)`` escape. Text comparisons are case-insensitive.

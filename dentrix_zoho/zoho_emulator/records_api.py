@@ -1,4 +1,4 @@
-"""Records API: list, get, insert, update, upsert, delete, count, and per-record Notes (reference §2, §3)."""
+"""Records API: list, get, insert, update, upsert, delete, count, and per-record Notes (https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html, upsert-records.html; "Notes" in the v8 docs)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _ref(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_response(results: list[dict[str, Any]], ok_status: int) -> Response:
-    """201/200 when all succeed, 400 when all fail, 207 when mixed (reference §2.4)."""
+    """201/200 when all succeed, 400 when all fail, 207 when mixed (https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html)."""
     ok = sum(1 for r in results if r["status"] == "success")
     status = ok_status if ok == len(results) else 400 if ok == 0 else 207
     return json_response({"data": results}, status)
@@ -185,7 +185,7 @@ async def upsert_records(request: Request, call: Call) -> Response:
     org = call.org
     allowed = org.match_fields(module)
     asked = body.get("duplicate_check_fields")
-    # Entries that are neither system duplicate-check fields nor unique fields are ignored (§2.2).
+    # Entries that are neither system duplicate-check fields nor unique fields are ignored (https://www.zoho.com/crm/developer/docs/api/v8/upsert-records.html).
     order = [f for f in asked if f in allowed] if isinstance(asked, list) else []
     order = order or allowed
 

@@ -1,4 +1,4 @@
-"""OAuth scope checks (reference §1.4). Scopes compare case-insensitively."""
+"""OAuth scope checks (crm-oas v8.0/common.json securitySchemes). Scopes compare case-insensitively."""
 
 from __future__ import annotations
 

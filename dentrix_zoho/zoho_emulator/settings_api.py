@@ -1,4 +1,4 @@
-"""Users, org and metadata routes: ``/users``, ``/org``, ``/settings/modules|fields|layouts`` (reference §3, §4)."""
+"""Users, org and metadata routes: ``/users``, ``/org``, ``/settings/modules|fields|layouts`` (https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html, https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-record validation from field metadata, producing Zoho's per-record error objects (reference §2.3, §2.5)."""
+"""Per-record validation from field metadata, producing Zoho's per-record error objects (https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html, https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html)."""
 
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def _parent_id(field: dict[str, Any], value: Any, path: str, ctx: Lookups, *_: A
 
 def _subform(field: dict[str, Any], value: Any, path: str, ctx: Lookups, payload: dict[str, Any],
              existing: dict[str, Any] | None) -> Any:
-    """Rows without id are appended, ``{"id", "_delete": null}`` removes one, ``[]`` wipes all (§2.6)."""
+    """Rows without id are appended, ``{"id", "_delete": null}`` removes one, ``[]`` wipes all ("Subforms" in the v8 docs)."""
     if not isinstance(value, list):
         raise _expect(field, path, "jsonarray")
     rows: list[dict[str, Any]] = [dict(r) for r in (existing or {}).get(field["api_name"]) or []]

@@ -57,7 +57,10 @@ def delta_changes(context: dg.AssetExecutionContext, dentrix: DentrixSourceResou
     kinds={"zoho"},
     pool=zoho_pool_name_from_env(),
     deps=[dg.AssetKey(["zoho_load", "ledger_pdfs"])],
-    check_specs=[dg.AssetCheckSpec("no_failed_deletions", asset=DELETIONS_KEY, blocking=True)],
+    check_specs=[dg.AssetCheckSpec(
+        "no_failed_deletions", asset=DELETIONS_KEY, blocking=True,
+        description="Every record deleted in Dentrix was deleted or marked in Zoho, or left alone because a "
+                    "person edited it. A failure stops reconciliation: run the delta again to retry them.")],
     description=(
         "Records deleted in Dentrix during the cutover window, deleted in Zoho (children first) or marked, "
         "by the run's deletion policy (tag dentrix_zoho/deletion_policy; default delete). Records a person "

@@ -45,7 +45,8 @@ class SampleConfig(dg.Config):
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
     deps=[staged_asset_key(n) for n in ("patient", "appt", "recallpending", "clinicalnote", "insured", "aging")],
-    description="A stratified 50-100 patients (active, recall, insured, with notes, with balances, minors) for the sample migration.",
+    description="Picks a stratified 50-100 patients (active, recall, insured, with notes, with balances, minors) "
+                "for the sample migration; only the sample job uses it. A failure means nothing was staged yet.",
 )
 def migration_sample(context: dg.AssetExecutionContext, config: SampleConfig, workspace: WorkspaceResource) -> dg.MaterializeResult:
     from dentrix_zoho.load import select_sample
@@ -67,7 +68,9 @@ def migration_sample(context: dg.AssetExecutionContext, config: SampleConfig, wo
     group_name=LOAD_GROUP,
     kinds={"zoho"},
     pool=ZOHO_POOL,
-    description="Create the custom fields and the insurance subform in Zoho (batches of 5) and read back the API names Zoho assigned.",
+    description="Creates the custom fields and the insurance subform in Zoho (batches of 5) and reads back the "
+                "API names Zoho assigned. A failure stops shaping and every load step: fix the Zoho permission or "
+                "limit it names, then run again (fields already created are found, not duplicated).",
 )
 def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
     from dentrix_zoho.load import setup_schema
@@ -94,8 +97,11 @@ def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource
     group_name=LOAD_GROUP,
     kinds={"yaml"},
     check_specs=[dg.AssetCheckSpec("mapping_approved", asset=APPROVAL_KEY, blocking=True,
-                                   description="The current mapping spec's content hash is approved.")],
-    description="The approval gate: nothing beyond the sample moves until a person approves this exact map (`dentrix-zoho map approve --by NAME`).",
+                                   description="The current mapping spec's content hash is approved. A failure "
+                                               "means nothing beyond the sample is loaded: review the sample diff "
+                                               "report, then `dentrix-zoho map approve --by NAME`.")],
+    description="The approval gate at the head of the load: nothing beyond the sample moves until a person "
+                "approves this exact map (`dentrix-zoho map approve --by NAME`); any edit to the spec voids it.",
 )
 def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     from dentrix_zoho.mapping import approval_status
@@ -120,8 +126,11 @@ def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceReso
     pool=ZOHO_POOL,
     deps=[SCHEMA_KEY, *[shaped_asset_key(t) for t in ("contacts", "leads", "events", "tasks", "calls")]],
     check_specs=[dg.AssetCheckSpec("providers_resolved", asset=OWNERS_KEY, blocking=True,
-                                   description="Every provider resolves to an active Zoho user, or the map names a default owner.")],
-    description="Dentrix providers resolved to Zoho users by the e-mail in the provider map (case-insensitive).",
+                                   description="Every provider resolves to an active Zoho user, or the map names "
+                                               "a default owner. A failure stops the load: add the providers it "
+                                               "names to the provider map (or set default_owner_email).")],
+    description="Resolves each Dentrix provider to the Zoho user who will own its records, by the e-mail in the "
+                "provider map (case-insensitive); at the head of the load, before the first write.",
 )
 def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     from dentrix_zoho.load import resolve_owners, shaped_provider_ids
@@ -146,22 +155,29 @@ def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceReso
     )
 
 
-def _load_metadata(result: ModuleLoadResult) -> dict[str, object]:
-    metadata: dict[str, object] = {k: v for k, v in result.as_dict().items() if k not in ("codes", "step", "module")}
+def _load_metadata(result: ModuleLoadResult, credits: int) -> dict[str, object]:
+    """Counts a data engineer charts over runs (numeric, so the UI plots them), and the error codes."""
+    skip = ("codes", "step", "module", "elapsed_s")
+    metadata: dict[str, object] = {k: v for k, v in result.as_dict().items() if k not in skip}
     metadata["dagster/row_count"] = result.ok + result.unchanged
+    metadata["credits"] = credits
+    metadata["seconds"] = round(result.elapsed_s, 3)
     if result.codes:
         metadata["error_codes"] = dg.MetadataValue.json(result.codes)
     return metadata
 
 
+# Before the first write, once: the approval gate, the owners (with the schema and the shaped tables
+# behind them) and the estimate with its budget gate. Each later step waits only for the one before,
+# so the graph reads as the load order: parents, then children.
+LOAD_CHAIN_HEAD = (APPROVAL_KEY, OWNERS_KEY, ESTIMATE_KEY)
+
+
 def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsDefinition:
     step = LOAD_STEPS[step_name]
     key = load_key(step_name)
-    deps = [SCHEMA_KEY, OWNERS_KEY, APPROVAL_KEY, shaped_asset_key(step.table)]
-    if previous is not None:
-        deps.append(previous)
-    else:  # the migration estimate and its blocking fits_budget check come before the first write
-        deps.append(ESTIMATE_KEY)
+    deps = list(LOAD_CHAIN_HEAD) if previous is None else [previous]
+    where = "" if step.where == "TRUE" else f" where {step.where}"
 
     @dg.asset(
         key=key,
@@ -169,13 +185,22 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
         kinds={"zoho"},
         pool=ZOHO_POOL,
         deps=deps,
-        check_specs=[dg.AssetCheckSpec("accounted_for", asset=key, blocking=True,
-                                       description="Every shaped row is loaded, unchanged since the last load, or quarantined with a reason.")],
-        description=f"Load step `{step_name}`: `zoho_shaped.{step.table}` ({step.where}) into Zoho {step.module} ({step.kind}).",
+        metadata={"shaped_table": f"zoho_shaped.{step.table}", "zoho_module": step.module},
+        check_specs=[dg.AssetCheckSpec(
+            "accounted_for", asset=key, blocking=True,
+            description="Every shaped row is loaded, unchanged since the last load, or quarantined with a "
+                        "reason. A failure stops the steps after this one: run the job again and it resumes "
+                        "from the ledger without duplicating a record.")],
+        description=(
+            f"Load step `{step_name}`: upserts (or creates, for {step.kind}) the rows of "
+            f"`zoho_shaped.{step.table}`{where} into Zoho {step.module}, keyed on Source_System_ID, every "
+            "outcome in the ledger. A failure leaves what was written recorded: run the job again to resume."
+        ),
     )
     def _load(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         from dentrix_zoho.load import estimate_load, load_module, refuse_if_over_budget
         from dentrix_zoho.mapping import is_current_spec_approved, spec_hash, load_spec
+        from dentrix_zoho.progress import reporting_to
 
         scope = run_scope(context)
         ledger = open_ledger(workspace)
@@ -192,13 +217,16 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
                 refuse_if_over_budget(ctx, estimate)
             except LoadOverBudget as exc:
                 raise dg.Failure(str(exc), metadata={"estimate": dg.MetadataValue.json(estimate.summary())}) from None
-        result = load_module(ctx, step_name)
+        credits_before = ctx.client.budget.spent
+        with reporting_to(context.log.info):
+            result = load_module(ctx, step_name)
+        credits = max(0, ctx.client.budget.spent - credits_before)
         context.log.info(
             f"{step_name}: {result.ok:,} ok, {result.unchanged:,} unchanged, {result.quarantined:,} quarantined, "
-            f"{result.failed:,} failed, {result.api_calls:,} calls in {result.elapsed_s:.1f}s"
+            f"{result.failed:,} failed, {result.api_calls:,} calls, {credits:,} credits in {result.elapsed_s:.1f}s"
         )
         accounted = result.ok + result.unchanged + result.quarantined  # human edits held are quarantined
-        yield dg.MaterializeResult(metadata=_load_metadata(result))
+        yield dg.MaterializeResult(metadata=_load_metadata(result, credits))
         yield dg.AssetCheckResult(
             check_name="accounted_for",
             passed=result.failed == 0 and accounted >= result.shaped,
@@ -221,7 +249,18 @@ def _build_load_steps() -> list[dg.AssetsDefinition]:
 
 load_step_assets = _build_load_steps()
 
-RECONCILIATION_CHECKS = ("load_accounting", "zoho_counts", "parents", "balances", "zero_loss")
+# Each blocking: a failure marks the run failed in the ledger and stops the reports after it.
+RECONCILIATION_CHECKS = {
+    "load_accounting": "Per source object: staged = loaded + quarantined + skipped by a named rule. A failure "
+                       "names the objects with rows unaccounted for: run the job again to resume their load.",
+    "zoho_counts": "Zoho's record count per module matches the ledger's crosswalk. A failure means records are "
+                   "missing from Zoho or there are records we did not write: see the counts per module.",
+    "parents": "Every child record's lookup (Who_Id, What_Id, Parent_Id, Related_Party) resolves in Zoho. A "
+               "failure lists the modules with orphans: run again, the loader re-sends dropped links.",
+    "balances": "Balance_Due in Zoho sums to the guarantors' balances staged from Dentrix. A failure means a "
+                "ledger total did not arrive intact: compare the sums per office in the metadata.",
+    "zero_loss": "All of the above passed: no record lost. A failure means the migration is not done.",
+}
 
 
 @dg.asset(
@@ -231,7 +270,8 @@ RECONCILIATION_CHECKS = ("load_accounting", "zoho_counts", "parents", "balances"
     pool=ZOHO_POOL,
     # Deletions run only in the delta job; elsewhere the dependency is simply not selected.
     deps=[load_key(LOAD_ORDER[-1]), dg.AssetKey(["zoho_load", "deletions"])],
-    check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True) for name in RECONCILIATION_CHECKS],
+    check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True, description=text)
+                 for name, text in RECONCILIATION_CHECKS.items()],
     description=(
         "Reconciliation gates: per module source = loaded + quarantined + skipped by a named rule; Zoho counts "
         "match the ledger; every child's parent resolves; Balance_Due sums to the guarantor balances; zero loss. "
@@ -274,7 +314,7 @@ def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResour
             "remigration_plan": dg.MetadataValue.json(plan.by_reason),
         }
     )
-    for name, result in zip(RECONCILIATION_CHECKS, [*results, gate]):
+    for name, result in zip(RECONCILIATION_CHECKS, [*results, gate], strict=True):
         yield dg.AssetCheckResult(
             check_name=name,
             passed=result.passed,
@@ -289,7 +329,9 @@ def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResour
     kinds={"html", "csv"},
     pool=ZOHO_POOL,
     deps=[RECONCILIATION_KEY],
-    description="Every migrated record read back from Zoho and compared field by field with its shaped row (HTML and CSV, owner-only).",
+    description="Reads every migrated record back from Zoho and compares it field by field with its shaped row "
+                "(HTML and CSV, owner-only: they hold patient data). The report a person reviews before approving "
+                "the map; a failure leaves the load as it is, run the report again.",
 )
 def sample_diff_report(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
     from dentrix_zoho.load import write_diff_report

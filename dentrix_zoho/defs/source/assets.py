@@ -8,11 +8,11 @@ import dagster as dg
 
 from dentrix_zoho.defs.source.resources import DentrixSourceResource
 from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
+from dentrix_zoho.progress import Progress
 from dentrix_zoho.source.catalog import CATALOG, CatalogObject
 from dentrix_zoho.staging.store import StageFailure, new_snapshot_id
 
 STAGING_GROUP = "dentrix"
-PROGRESS_EVERY_ROWS = 100_000
 
 
 def staged_asset_key(object_name: str) -> dg.AssetKey:
@@ -53,12 +53,12 @@ def dentrix_staging(
     workspace: WorkspaceResource,
 ) -> Iterator[dg.MaterializeResult]:
     selected = [obj for obj in CATALOG.values() if staged_asset_key(obj.name) in context.selected_asset_keys]
-    next_report: dict[str, int] = {}
+    # A progress line at least every 10 s of staging: objects done of the selection, and the rows of
+    # the object under way.
+    staged = Progress("staging", len(selected), unit="objects", sink=context.log.info)
 
     def progress(name: str, rows: int) -> None:
-        if rows >= next_report.setdefault(name, PROGRESS_EVERY_ROWS):
-            context.log.info(f"{name}: {rows:,} rows staged so far")
-            next_report[name] += PROGRESS_EVERY_ROWS
+        staged.poke(f"{name}: {rows:,} rows so far")
 
     snapshot_id = new_snapshot_id()
     started = time.perf_counter()
@@ -70,6 +70,7 @@ def dentrix_staging(
             con, conn, selected, office_id=workspace.office_id, snapshot_id=snapshot_id, progress=progress
         )
         for done, outcome in enumerate(outcomes, start=1):
+            staged.advance(1)
             if isinstance(outcome, StageFailure):
                 context.log.error(f"[{done}/{len(selected)}] {outcome.error}")
                 failures.append(outcome)
