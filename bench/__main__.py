@@ -10,7 +10,8 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench_extract", "bench_emulator", "bench_client", "bench_delta", "bench_migration", "bench_plan"]
+BENCHMARKS = ["bench_extract", "bench_emulator", "bench_client", "bench_delta", "bench_migration", "bench_plan",
+              "bench_readback"]
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from dentrix_zoho.ledger import CrosswalkRow
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS, LoadContext, LoadStep
 from dentrix_zoho.load.links import ParentIndex, resolve_links
-from dentrix_zoho.load.readback import ReadBack
+from dentrix_zoho.load.readback import ReadBack, ReadStream
 from dentrix_zoho.load.reports_io import private_dir, write_private
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import crosswalk_by_source, prepare
@@ -193,7 +193,14 @@ class _StepPlan:
     rows: list[tuple[ShapedRow, CrosswalkRow | None, dict[str, Any]]]
 
 
-def _plan_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], parents: ParentIndex) -> _StepPlan:
+def _plan_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], parents: ParentIndex,
+               stream: ReadStream) -> _StepPlan:
+    """The step's expected values, each loaded record handed to ``stream`` as soon as it is known.
+
+    Records go by multi-id GETs of the fields they compare; a record whose expected values include
+    a subform (or rich text longer than lists show) is read by id, since only GET by id returns it
+    whole. Attachments are read through their parents' listings.
+    """
     crosswalk = crosswalk_by_source(ctx, rows)
     parents.prime(t for r in rows for t in r.link_source_ids())
     planned: list[tuple[ShapedRow, CrosswalkRow | None, dict[str, Any]]] = []
@@ -201,43 +208,23 @@ def _plan_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], parents:
         x = crosswalk.get(row.source_id)
         if x is None or x.deleted:
             planned.append((row, None, {}))
+            continue
+        expected = _expected(ctx, step, row, parents)
+        planned.append((row, x, expected))
+        if step.kind == "attachments":
+            if x.parent_zoho_id and x.parent_module:
+                stream.add_parent((x.parent_module, x.parent_zoho_id))
         else:
-            planned.append((row, x, _expected(ctx, step, row, parents)))
+            stream.add(step.module, x.zoho_id, expected, stream.reader.needs_get_by_id(step.module, expected))
     return _StepPlan(step, planned)
 
 
 Actual = dict[str, dict[tuple[str, str], dict[str, Any]]]
 
 
-def _read_back(reader: ReadBack, planned: list[_StepPlan]) -> Actual:
-    """Every loaded record of the plan as Zoho holds it, by step kind and (module, Zoho id).
-
-    Records go by multi-id GETs of the fields compared, one set of calls per module; a record whose
-    expected values include a subform (or rich text longer than lists show) is read by id, since
-    only GET by id returns it whole. Attachments are read through their parents' listings.
-    """
-    fields: dict[str, set[str]] = {}
-    ids: dict[str, list[str]] = {}
-    whole: dict[str, dict[str, str]] = {}
-    attachment_parents: list[tuple[str, str]] = []
-    for plan in planned:
-        for _row, x, expected in plan.rows:
-            if x is None:
-                continue
-            module = plan.step.module
-            if plan.step.kind == "attachments":
-                if x.parent_zoho_id and x.parent_module:
-                    attachment_parents.append((x.parent_module, x.parent_zoho_id))
-                continue
-            ids.setdefault(module, []).append(x.zoho_id)
-            reason = reader.needs_get_by_id(module, expected)
-            if reason is not None:
-                whole.setdefault(module, {})[x.zoho_id] = reason
-            else:
-                fields.setdefault(module, set()).update(expected)
-    records = {module: reader.read(module, module_ids, fields.get(module, set()), whole=whole.get(module))
-               for module, module_ids in ids.items()}
-    listings = reader.attachments(attachment_parents)
+def _actual(planned: list[_StepPlan], records: dict[str, dict[str, dict[str, Any]]],
+            listings: dict[tuple[str, str], list[dict[str, Any]]]) -> Actual:
+    """Every loaded record of the plan as Zoho holds it, by step kind and (module, Zoho id)."""
     actual: Actual = {"upsert": {}, "notes": {}, "attachments": {}}
     for plan in planned:
         kind, module = plan.step.kind, plan.step.module
@@ -286,8 +273,15 @@ def write_diff_report(ctx: LoadContext, reports_dir: Path, *, steps: tuple[str, 
                                              sample=ctx.options.sample_source_ids) for name in steps}
         unmapped = unmapped_source_fields(con, ctx.spec)
     reader = ReadBack(ctx.client, workers=ctx.calls_in_flight)
-    planned = [_plan_step(ctx, LOAD_STEPS[name], rows_by_step[name], parents) for name in steps]
-    actual = _read_back(reader, planned)
+    reader.prefetch_fields({LOAD_STEPS[name].module for name in steps if LOAD_STEPS[name].kind != "attachments"})
+    # The reads go out while the later steps' expected values are still being worked out.
+    stream = ReadStream(reader)
+    try:
+        planned = [_plan_step(ctx, LOAD_STEPS[name], rows_by_step[name], parents, stream) for name in steps]
+    except BaseException:
+        stream.close()
+        raise
+    actual = _actual(planned, *stream.finish())
     for plan in planned:
         step = plan.step
         counts = summary.by_module.setdefault(step.module, Counter())  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -73,6 +73,16 @@ def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int, name: str =
         return [f.result() for f in futures]
 
 
+@dataclass(frozen=True)
+class ReadRequest:
+    """Records of one module by id: ``fields`` by multi-id GET, ids in ``whole`` (id -> reason) by id."""
+
+    module: str
+    ids: Iterable[str]
+    fields: Collection[str]
+    whole: Mapping[str, str] = field(default_factory=dict)
+
+
 class ReadBack:
     """Batched, concurrent reads of records by id through one client; counts every call it makes."""
 
@@ -97,6 +107,11 @@ class ReadBack:
             with self._lock:
                 self._field_types[module] = cached
         return cached
+
+    def prefetch_fields(self, modules: Iterable[str]) -> None:
+        """Field metadata of several modules at once (one call each, concurrently)."""
+        wanted = [m for m in dict.fromkeys(modules) if m not in self._field_types]
+        run_concurrently([(lambda m=m: self._fields(m)) for m in wanted], self.workers, "zoho-metadata")
 
     def by_id_only_fields(self, module: str) -> frozenset[str]:
         """Fields of ``module`` only GET by id returns (subforms, multi-select and multi-user lookups)."""
@@ -131,26 +146,50 @@ class ReadBack:
         ``fields`` are read by multi-id GETs; ids in ``whole`` (id -> ``subform`` or ``long_text``)
         are read one by one with GET by id, which returns every field.
         """
-        whole = dict(whole or {})
-        wanted = list(dict.fromkeys(str(i) for i in ids))
-        listed = [i for i in wanted if i not in whole]
-        # System keys ("$se_module") are not fields: Zoho sends them with the lookup they qualify.
-        names = sorted(f for f in set(fields) - {"id"} if not f.startswith("$")) or ["id"]
-        chunks = [listed[s : s + limits.IDS_PER_GET] for s in range(0, len(listed), limits.IDS_PER_GET)]
-        groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
-        tasks: list[Callable[[], dict[str, dict[str, Any]]]] = [
-            (lambda c=chunk, g=group: self._many(module, c, g)) for chunk in chunks for group in groups]
-        singles = [i for i in wanted if i in whole]
-        tasks += [(lambda i=zoho_id: self._one(module, i)) for zoho_id in singles]
-        found: dict[str, dict[str, Any]] = {}
-        for part in run_concurrently(tasks, self.workers):
+        return self.read_many([ReadRequest(module, ids, fields, whole or {})])[0][module]
+
+    def read_many(
+        self, requests: Sequence[ReadRequest], attachment_parents: Iterable[tuple[str, str]] = ()
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
+        """Every request's records (by module, then id) and each parent's attachment listing, all the
+        calls in one pool so that no module waits for another's last call."""
+        tasks: list[Callable[[], Any]] = []
+        owners: list[str | tuple[str, str]] = []  # the module (or the listed parent) of each task
+        for request in requests:
+            module, whole = request.module, dict(request.whole)
+            wanted = list(dict.fromkeys(str(i) for i in request.ids))
+            listed = [i for i in wanted if i not in whole]
+            # System keys ("$se_module") are not fields: Zoho sends them with the lookup they qualify.
+            names = sorted(f for f in set(request.fields) - {"id"} if not f.startswith("$")) or ["id"]
+            chunks = [listed[s : s + limits.IDS_PER_GET] for s in range(0, len(listed), limits.IDS_PER_GET)]
+            groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
+            for chunk in chunks:
+                for group in groups:
+                    tasks.append(lambda m=module, c=chunk, g=group: self._many(m, c, g))
+                    owners.append(module)
+            singles = [i for i in wanted if i in whole]
+            for zoho_id in singles:
+                tasks.append(lambda m=module, i=zoho_id: self._one(m, i))
+                owners.append(module)
+            reasons = [whole[i] for i in singles]
+            self.stats.add(module, records=len(wanted), list_calls=len(chunks) * len(groups),
+                           subform_reads=reasons.count("subform"), long_text_reads=reasons.count("long_text"),
+                           minimum=minimum_calls(len(listed), len(names)))
+        parents = list(dict.fromkeys(attachment_parents))
+        for parent in parents:
+            tasks.append(lambda p=parent: self.client.list_attachments(*p))
+            owners.append(parent)
+        if parents:
+            self.stats.add("Attachments", attachment_listings=len(parents))
+        records: dict[str, dict[str, dict[str, Any]]] = {r.module: {} for r in requests}
+        listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for owner, part in zip(owners, run_concurrently(tasks, self.workers), strict=True):
+            if isinstance(owner, tuple):
+                listings[owner] = part
+                continue
             for zoho_id, record in part.items():
-                found.setdefault(zoho_id, {}).update(record)
-        reasons = [whole[i] for i in singles]
-        self.stats.add(module, records=len(wanted), list_calls=len(chunks) * len(groups),
-                       subform_reads=reasons.count("subform"), long_text_reads=reasons.count("long_text"),
-                       minimum=minimum_calls(len(listed), len(names)))
-        return found
+                records[owner].setdefault(zoho_id, {}).update(record)
+        return records, listings
 
     def _many(self, module: str, ids: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
         try:
@@ -172,7 +211,79 @@ class ReadBack:
 
     def attachments(self, parents: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
         """Each parent's attachment listing (Zoho reads attachments only through their parent)."""
-        wanted = list(dict.fromkeys(parents))
-        listed = run_concurrently([(lambda p=p: self.client.list_attachments(*p)) for p in wanted], self.workers)
-        self.stats.add("Attachments", attachment_listings=len(wanted))
-        return dict(zip(wanted, listed, strict=True))
+        return self.read_many([], parents)[1]
+
+
+class ReadStream:
+    """Reads handed in record by record while the caller is still working out the rest: each module's
+    ids go out ``IDS_PER_GET`` at a time as soon as that many are waiting (with the fields those
+    records compare), reads by id and attachment listings at once. ``finish`` sends what is left and
+    returns what :meth:`ReadBack.read_many` would. Only the caller's thread calls ``add``/``finish``.
+    """
+
+    def __init__(self, reader: ReadBack) -> None:
+        self.reader = reader
+        self._pool = ThreadPoolExecutor(max_workers=reader.workers, thread_name_prefix="zoho-read")
+        self._futures: list[tuple[str | tuple[str, str], Future[Any]]] = []
+        self._waiting: dict[str, list[tuple[str, Collection[str]]]] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._parents: set[tuple[str, str]] = set()
+        self._fields: dict[str, set[str]] = {}
+        self._listed: dict[str, int] = {}
+
+    def add(self, module: str, zoho_id: str, fields: Collection[str], whole: str | None = None) -> None:
+        """Read ``zoho_id``'s ``fields`` (or, with ``whole`` = the reason, the whole record by id)."""
+        key = (module, str(zoho_id))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if whole is not None:
+            self._futures.append((module, self._pool.submit(self.reader._one, module, str(zoho_id))))
+            self.reader.stats.add(module, records=1, subform_reads=int(whole == "subform"),
+                                  long_text_reads=int(whole == "long_text"))
+            return
+        waiting = self._waiting.setdefault(module, [])
+        waiting.append((str(zoho_id), fields))
+        if len(waiting) >= limits.IDS_PER_GET:
+            self._send(module)
+
+    def add_parent(self, parent: tuple[str, str]) -> None:
+        if parent not in self._parents:
+            self._parents.add(parent)
+            self._futures.append((parent, self._pool.submit(self.reader.client.list_attachments, *parent)))
+            self.reader.stats.add("Attachments", attachment_listings=1)
+
+    def _send(self, module: str) -> None:
+        chunk, self._waiting[module] = self._waiting[module], []
+        ids = [zoho_id for zoho_id, _ in chunk]
+        names = sorted({f for _, fields in chunk for f in fields if f != "id" and not f.startswith("$")}) or ["id"]
+        self._fields.setdefault(module, set()).update(names)
+        groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
+        for group in groups:
+            self._futures.append((module, self._pool.submit(self.reader._many, module, ids, group)))
+        self._listed[module] = self._listed.get(module, 0) + len(ids)
+        self.reader.stats.add(module, records=len(ids), list_calls=len(groups))
+
+    def close(self) -> None:
+        """Give up: wait for what is in flight, send nothing more."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def finish(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
+        for module in [m for m, waiting in self._waiting.items() if waiting]:
+            self._send(module)
+        records: dict[str, dict[str, dict[str, Any]]] = {}
+        listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        try:
+            for owner, future in self._futures:
+                part = future.result()
+                if isinstance(owner, tuple):
+                    listings[owner] = part
+                    continue
+                found = records.setdefault(owner, {})
+                for zoho_id, record in part.items():
+                    found.setdefault(zoho_id, {}).update(record)
+        finally:
+            self.close()
+        for module, n in self._listed.items():
+            self.reader.stats.add(module, minimum=minimum_calls(n, len(self._fields.get(module, ()))))
+        return records, listings

@@ -20,7 +20,7 @@ from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
 from dentrix_zoho.load.schema_setup import KEYED_MODULES, SchemaResult
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import loaded_hashes
-from dentrix_zoho.load.readback import ReadBack, run_concurrently
+from dentrix_zoho.load.readback import ReadBack, ReadRequest, run_concurrently
 from dentrix_zoho.load.zoho_reads import list_parent_notes
 from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
@@ -236,6 +236,10 @@ def reconcile_parents(
     reader = ReadBack(client)
     counts: dict[str, dict[str, int]] = {}
     broken_total = 0
+    activities = {m: _office_rows(ledger, office_id, m) for m in CHILD_MODULES if m not in ("Notes", "Attachments")}
+    held_activities = reader.read_many([
+        ReadRequest(m, {r.zoho_id for r in rows}, [schema.source_id_field(m), "Who_Id", "What_Id"])
+        for m, rows in activities.items() if rows])[0] if read_back else {}
     for module in CHILD_MODULES:
         rows = _office_rows(ledger, office_id, module)
         broken = 0
@@ -255,10 +259,9 @@ def reconcile_parents(
                     if str((note.get("Parent_Id") or {}).get("id")) != ids[zoho_id].parent_zoho_id:
                         broken += 1
         elif rows:
-            sid_field = schema.source_id_field(module)
             ids = {r.zoho_id for r in rows}
             if read_back:
-                for rec in reader.read(module, ids, [sid_field, "Who_Id", "What_Id"]).values():
+                for rec in held_activities.get(module, {}).values():
                     checked += 1
                     who = (rec.get("Who_Id") or {}).get("id") or (rec.get("What_Id") or {}).get("id")
                     if str(who) not in parents:

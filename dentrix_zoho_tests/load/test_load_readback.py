@@ -68,16 +68,32 @@ def _field_groups(client: ZohoClient, module: str) -> int:
     return max(1, math.ceil(len(client.fields(module)) / limits.FIELDS_PER_GET))
 
 
-class _OneGetPerRecord(ReadBack):
-    """The reference: every record read alone with GET /{module}/{id}, as the diff report used to."""
+class _OneGetPerRecord:
+    """The reference: every record read alone with GET /{module}/{id}, one after another, as the diff
+    report used to (attachments through the same listings per parent, as before)."""
 
-    def read(self, module: str, ids: Any, fields: Any, *, whole: Any = None) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for zoho_id in dict.fromkeys(str(i) for i in ids):
-            record = self.client.get(module, zoho_id)
+    def __init__(self, reader: ReadBack) -> None:
+        self.reader = reader
+        self.wanted: dict[tuple[str, str], None] = {}
+        self.parents: dict[tuple[str, str], None] = {}
+
+    def add(self, module: str, zoho_id: str, fields: Any, whole: Any = None) -> None:
+        self.wanted[(module, str(zoho_id))] = None
+
+    def add_parent(self, parent: tuple[str, str]) -> None:
+        self.parents[parent] = None
+
+    def close(self) -> None:
+        pass
+
+    def finish(self) -> Any:
+        client = self.reader.client
+        records: dict[str, dict[str, dict[str, Any]]] = {}
+        for module, zoho_id in self.wanted:
+            record = client.get(module, zoho_id)
             if record is not None:
-                found[zoho_id] = record
-        return found
+                records.setdefault(module, {})[zoho_id] = record
+        return records, {p: client.list_attachments(*p) for p in self.parents}
 
 
 def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(
@@ -104,7 +120,7 @@ def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(
     assert summary.attachment_listings == sum(batched.calls(ATTACHMENTS).values())
 
     reference = Counting(loaded["handle"])
-    monkeypatch.setattr(diff_report, "ReadBack", _OneGetPerRecord)
+    monkeypatch.setattr(diff_report, "ReadStream", _OneGetPerRecord)
     expected = diff_report.write_diff_report(reference.context(world), tmp_path / "reference")
     assert sum(reference.calls(BY_ID).values()) > 10 * sum(lists.values())  # the reference did read one by one
     assert summary.csv_path.read_bytes() == expected.csv_path.read_bytes()

@@ -1,0 +1,139 @@
+"""Read-back benchmark: the sample's field-level diff report and reconciliation at 300 ms a call.
+
+The sample of the ``tiny`` practice (75 patients, as ``sample_migration`` picks them) is loaded into the
+emulator with ``--latency-ms 300``; then the diff report and the reconciliation's read-backs run, every
+API call counted from the client's events. Against limits measured in the same run:
+
+* read-back calls against the minimum: per module ceil(records / IDS_PER_GET) x ceil(fields / 50)
+  multi-id GETs (target <= 1.05); the reads by id of records with subform rows and the attachment
+  listings per parent (the only reads Zoho has for those) are printed apart, not in the ratio;
+* the diff report's wall time against its lower bound ``ceil(calls / concurrency) x latency`` for the
+  calls it made (every one of its calls counts here, subform reads and listings included);
+* what one GET per record (the old path) would have needed at the same latency, for scale.
+
+    python -m bench.bench_readback     (also run by ``python -m bench``)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LATENCY_MS = 300.0
+EDITION = "enterprise"
+SAMPLE_SIZE = 75
+TARGET_CALL_RATIO = 1.05
+TARGET_WALL_RATIO = 0.5  # lower bound / wall: the report also reads DuckDB and the ledger, and writes HTML
+AS_OF = dt.date(2026, 11, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import duckdb
+
+    from bench.bench_extract import practice
+    from dentrix_zoho.ledger import Ledger
+    from dentrix_zoho.load import LoadContext, LoadOptions, load_all, resolve_owners, select_sample, setup_schema
+    from dentrix_zoho.load.diff_report import write_diff_report
+    from dentrix_zoho.load.reconcile import reconcile_balances, reconcile_parents
+    from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
+    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+    from dentrix_zoho.source.synthetic import PracticeFiles
+    from dentrix_zoho.staging.stage_all import stage_objects
+    from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
+    from dentrix_zoho.zoho.events import ApiCallEvent
+    from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    source_db = practice("tiny")
+    files = PracticeFiles(source_db)
+    office = "office-1"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        duck = tmp / "staging.duckdb"
+        stage_objects(f"sqlite:///{source_db}", duck, office_id=office)
+        pmap = load_provider_map(files.provider_map)
+        owner = "office.manager@dental.example.com"
+        pmap = ProviderMap.model_validate({"providers": pmap.providers, "default_owner_email": owner})
+        users = tmp / "users.yaml"
+        users.write_text("users:\n" + "".join(
+            f"  - {{first_name: U{i}, last_name: Staff, email: {e}}}\n"
+            for i, e in enumerate([owner, *[v for v in pmap.providers.values() if v]])), encoding="utf-8")
+        with running_emulator(tmp / "zoho", edition=EDITION, users=1, latency_ms=LATENCY_MS,
+                              extra_args=["--users-file", str(users), "--token-mint-limit", "0"]) as emu:
+            events: list[ApiCallEvent] = []
+            env = {"ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
+                   "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
+                   "ZOHO_REFRESH_TOKEN": emu.refresh_token, "ZOHO_EDITION": EDITION}
+            client = ZohoClient(ZohoConfig.from_env(env), event_sink=events.append)
+            schema = setup_schema(client, load_spec())
+            spec = apply_api_names(load_spec(), schema.api_names)
+            con = duckdb.connect(str(duck))
+            try:
+                sample = select_sample(con, SAMPLE_SIZE, office_id=office, as_of=AS_OF, spec=spec)
+                shape_all(con, spec, office_id=office, as_of=AS_OF, image_root=files.images_dir,
+                          ledger_pdf_dir=tmp / "pdfs",
+                          sample_source_ids={s for s in sample if s.split(":")[1] == "patient"})
+            finally:
+                con.close()
+            owners = resolve_owners(client, pmap, pmap.providers)
+            ledger = Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}")
+            options = LoadOptions(sample_source_ids=frozenset(sample))
+            ctx = LoadContext(duck, client, ledger, office, ledger.start_run("sample", office), spec, owners, schema,
+                              options)
+            load_all(ctx)
+            client.fields("Contacts")  # metadata is not a read-back: fetch it before counting
+
+            ctx = LoadContext(duck, client, ledger, office, ledger.start_run("sample", office), spec, owners, schema,
+                              options)
+            first = len(events)
+            t0, epoch0 = time.perf_counter(), time.time()
+            summary = write_diff_report(ctx, tmp / "reports")
+            diff_s = time.perf_counter() - t0
+            made = events[first:]
+            diff_calls = len([e for e in made if e.outcome != "retry"])
+            # Where the time went: before the first call (DuckDB, ledger, expected values), between the
+            # first call's start and the last call's end, and after (comparing, writing the files).
+            calls_start = min(e.time for e in made) - epoch0
+            calls_end = max(e.time + e.latency_ms / 1000 for e in made) - epoch0
+            concurrency = ctx.calls_in_flight
+
+            first = len(events)
+            t0 = time.perf_counter()
+            parents = reconcile_parents(client, ledger, office, schema)
+            balances = reconcile_balances(duck, client, ledger, office, schema)
+            reconcile_s = time.perf_counter() - t0
+            rec_calls = len(events) - first
+            rec_min = sum(math.ceil(len(list(ledger.crosswalk_rows(module=m, office_id=office, deleted=False)))
+                                    / limits.IDS_PER_GET) for m in ("Events", "Tasks", "Calls", "Notes", "Contacts"))
+            client.close()
+
+    call_ratio = summary.list_reads / summary.read_calls_minimum if summary.read_calls_minimum else 0.0
+    bound_s = math.ceil(diff_calls / concurrency) * LATENCY_MS / 1000
+    wall_ratio = bound_s / diff_s if diff_s else 0.0
+    # The old path: one GET per record, attachments through the same listings per parent.
+    one_by_one = summary.records - summary.by_module.get("Attachments", {}).get("records", 0) \
+        + summary.attachment_listings
+    print(f"sample diff report: {summary.records:,} records, {summary.fields_compared:,} fields, "
+          f"{summary.mismatches} mismatches")
+    print(f"  multi-record reads: {summary.list_reads} against a minimum of {summary.read_calls_minimum} "
+          f"(ratio {call_ratio:.2f}; target <= {TARGET_CALL_RATIO})")
+    print(f"  apart: {summary.subform_reads} subform reads (GET by id: records with subform rows), "
+          f"{summary.long_text_reads} long rich-text reads, {summary.attachment_listings} attachment listings")
+    print(f"  wall: {diff_s:.1f}s for {diff_calls} calls at {LATENCY_MS:.0f} ms, {concurrency} at a time: lower bound "
+          f"{bound_s:.1f}s (ratio {wall_ratio:.2f}; target >= {TARGET_WALL_RATIO})")
+    print(f"  of which: {calls_start:.1f}s before the first call, {calls_end - calls_start:.1f}s of calls, "
+          f"{diff_s - calls_end:.1f}s after the last (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"  one GET per record would be about {one_by_one:,} calls, {one_by_one * LATENCY_MS / 1000 / 60:.1f} min "
+          "one after another")
+    print(f"reconciliation read-backs (parents, balances): {rec_calls} calls against a minimum of {rec_min}, "
+          f"{reconcile_s:.1f}s; passed: {parents.passed and balances.passed}")
+    met = call_ratio <= TARGET_CALL_RATIO and wall_ratio >= TARGET_WALL_RATIO and rec_calls <= rec_min
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
