@@ -244,14 +244,33 @@ def _as_text(array: pa.Array | pa.ChunkedArray, bad: _Bad) -> pa.Array:
 FIXED_WIDTH_MAX = 255
 
 
+# Bytes that are C0 controls (but tab, LF, CR) or DEL map to 0: one C pass over a chunk's text.
+_CONTROL_BYTES = bytes(0 if (b < 0x20 and b not in (9, 10, 13)) or b == 0x7F else 1 for b in range(256))
+
+
+def _may_hold_controls(text: pa.Array) -> bool:
+    """A cheap screen over the chunk's whole UTF-8 buffer (Arrow's regex costs six times a trim).
+
+    True when a C0 control or DEL is there, or a 0xC2 lead byte (C1 controls are U+0080..U+009F;
+    so are "©" or a no-break space, which the exact test that follows lets through).
+    """
+    data = text.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return 0 in raw.translate(_CONTROL_BYTES) or b"\xc2" in raw
+
+
 def _checked_text(text: pa.Array, column: CatalogColumn, bad: _Bad) -> pa.Array:
-    """Trimmed text with control characters or beyond the column's width rejected (two vectorised tests)."""
-    controls = pc.match_substring_regex(text, rejects.CONTROL_PATTERN)
+    """Trimmed text with control characters or beyond the column's width rejected (cheap screens first)."""
+    controls = pc.match_substring_regex(text, rejects.CONTROL_PATTERN) if _may_hold_controls(text) else None
     fixed = column.length is not None and column.length <= FIXED_WIDTH_MAX
-    too_long = pc.greater(pc.utf8_length(text), column.length) if fixed else None
-    if not _any(controls) and (too_long is None or not _any(too_long)):
+    # UTF-8 bytes are at least as many as characters: no value longer in bytes, none longer in characters.
+    longest = pc.max(pc.binary_length(text)).as_py() if fixed and len(text) else None
+    too_long = pc.greater(pc.utf8_length(text), column.length) if longest and longest > column.length else None
+    if (controls is None or not _any(controls)) and (too_long is None or not _any(too_long)):
         return text
-    for i in _marked(controls):
+    for i in _marked(controls) if controls is not None else ():
         bad.add(i, rejects.CONTROL_CHARACTERS, "text with control characters")
     if too_long is not None:
         for i in _marked(too_long):
@@ -309,8 +328,15 @@ def _in_range(array: pa.Array, column: CatalogColumn, bad: _Bad, originals: pa.A
     """Numbers the staged column cannot hold (checked by min/max first: the usual chunk has none) -> rejects."""
     if column.type in _INTEGER_RANGE:
         low, high = _INTEGER_RANGE[column.type]
+        extremes = pc.min_max(array)
+        if (extremes["min"].as_py() or 0) >= low and (extremes["max"].as_py() or 0) <= high:
+            return array
         out = pc.or_(pc.less(array, low), pc.greater(array, high))
     elif column.type == "DECIMAL":
+        extremes = pc.min_max(array)
+        smallest, largest = extremes["min"].as_py() or 0.0, extremes["max"].as_py() or 0.0
+        if -_DECIMAL_LIMIT < smallest and largest < _DECIMAL_LIMIT:  # False for a NaN, checked below
+            return array
         out = pc.or_(pc.greater_equal(pc.abs(array), _DECIMAL_LIMIT), pc.is_nan(array))
     else:
         return array
@@ -323,6 +349,9 @@ def _in_range(array: pa.Array, column: CatalogColumn, bad: _Bad, originals: pa.A
 
 def _conform_number(array: pa.Array, target: pa.DataType, column: CatalogColumn, bad: _Bad) -> pa.Array:
     if pa.types.is_integer(array.type) and column.type == "BOOL":
+        extremes = pc.min_max(array)
+        if (extremes["min"].as_py() or 0) >= 0 and (extremes["max"].as_py() or 0) <= 1:
+            return pc.cast(array, target)
         not_01 = pc.invert(pc.is_in(array, pa.array([0, 1], array.type)))
         if _any(not_01):
             for i in _marked(not_01):
@@ -349,7 +378,12 @@ def _conform_number(array: pa.Array, target: pa.DataType, column: CatalogColumn,
         try:
             if column.type == "BOOL":
                 return _conform_number(pc.cast(text, pa.int64()), target, column, bad)
-            return _in_range(pc.cast(text, target), column, bad, array)
+            typed = pc.cast(text, target)
+            if pa.types.is_floating(target):  # text 'nan': min_max in _in_range would not see it
+                for i in _marked(pc.is_nan(typed)):
+                    bad.add(i, rejects.NOT_A_NUMBER, rejects.reject_value_class(array[i].as_py()))
+                typed = _nulled(typed, bad.rows) if bad.rows else typed
+            return _in_range(typed, column, bad, array)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             typed = _values_one_by_one(array, text, target, column, bad)
             return _in_range(typed, column, bad, array)
@@ -365,7 +399,7 @@ def _conform_column(
 ) -> pa.Array:
     """One driver column -> its chunk type; values that do not convert are NULL and recorded in ``bad``."""
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), target)
     if column.type == "VARCHAR":

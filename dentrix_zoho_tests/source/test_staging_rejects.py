@@ -294,3 +294,18 @@ def test_the_remigration_plan_lists_every_reject_with_an_action(tiny_practice: P
     markdown = plan.markdown_path.read_text()
     assert "Values staging could not read" in markdown and plan.by_reason["staging_reject"] == 2
     assert "Juneteenthish" not in markdown + "\n".join(lines) and "Vellichor" not in markdown
+
+
+def test_text_nan_in_money_and_c1_controls_are_rejects_and_a_copyright_sign_is_not() -> None:
+    obj = CATALOG["patient"]
+    names = list(obj.column_names)
+    data: dict[str, list[Any]] = {n: [None, None, None] for n in names}
+    data["patid"] = [1, 2, 3]
+    data["primbenefits"] = [b"12.50", b"nan", None]
+    data["lastname"] = ["Caf\u00e9 \u00a9", None, "Bad\u0085line"]
+    arrays = [pa.array(data[n]) if n not in ("primbenefits",) else pa.array(data[n], pa.binary()) for n in names]
+    conformed = conform(pa.Table.from_arrays(arrays, names=names), obj, chunk_schema(obj))
+    assert conformed.column("primbenefits").to_pylist()[:2] == [12.5, None]
+    assert conformed.column("lastname").to_pylist() == ["Caf\u00e9 \u00a9", None, None]
+    assert sorted((r.column, r.reason, r.key) for r in chunk_rejects(conformed)) == [
+        ("lastname", "control_characters", ("3",)), ("primbenefits", "not_a_number", ("2",))]
