@@ -24,11 +24,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from dentrix_zoho.source.synthetic.manifest import SeedManifest
+from dentrix_zoho.source.synthetic.manifest import ManifestFile, SeedManifest
 from dentrix_zoho.source.synthetic.paths import PracticeFiles
 
 HOSTILE_MANIFEST_VERSION = 1
@@ -59,23 +59,13 @@ class HostileMutation(BaseModel):
     values: list[str] = []  # hostile strings written (synthetic data), for leak checks
 
 
-class HostileManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class HostileManifest(ManifestFile):
+    what: ClassVar[str] = "hostile-practice manifest"
 
     manifest_version: int = HOSTILE_MANIFEST_VERSION
     seed: int
     kinds: list[str]
     mutations: list[HostileMutation]
-
-    def write(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def read(cls, path: Path) -> HostileManifest:
-        try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValidationError as exc:
-            raise ValueError(f"{path}: not a hostile-practice manifest: {exc}") from None
 
 
 def hostile_manifest_path(db_path: Path) -> Path:

@@ -7,14 +7,32 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MANIFEST_VERSION = 1
 
 
-class SeedManifest(BaseModel):
+class ManifestFile(BaseModel):
+    """A manifest written as JSON beside a generated practice; ``what`` names it in a read error."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str] = "manifest"
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            raise ValueError(f"{path}: not a {cls.what}: {exc}") from None
+
+
+class SeedManifest(ManifestFile):
+    what: ClassVar[str] = "seed manifest"
 
     manifest_version: int = MANIFEST_VERSION
     seed: int
@@ -72,12 +90,3 @@ class SeedManifest(BaseModel):
     # Practice Definitions of this office: deftype name -> {description: id}
     definition_ids: dict[str, dict[str, int]]
 
-    def write(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def read(cls, path: Path) -> SeedManifest:
-        try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValidationError as exc:
-            raise ValueError(f"{path}: not a seed manifest: {exc}") from None
