@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import resource
 import sys
 import tempfile
@@ -41,11 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     from dentrix_zoho.ledger import Ledger
     from dentrix_zoho.load import LOAD_STEPS, LoadContext, LoadOptions, load_all, resolve_owners, setup_schema
     from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
-    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+    from bench.practice_emulator import practice_emulator
     from dentrix_zoho.source.synthetic import PracticeFiles
     from dentrix_zoho.staging.stage_all import stage_objects
     from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
-    from dentrix_zoho.zoho_emulator.testing import running_emulator
 
     import shutil
 
@@ -60,18 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         stage_objects(f"sqlite:///{db}", duck, office_id=office)
         staged_s = time.perf_counter() - t0
-        pmap = load_provider_map(files.provider_map)
-        owner = "office.manager@dental.example.com"
-        pmap = ProviderMap.model_validate({"providers": pmap.providers, "default_owner_email": owner})
-        users = tmp / "users.yaml"
-        users.write_text("users:\n" + "".join(
-            f"  - {{first_name: U{i}, last_name: Staff, email: {e}}}\n"
-            for i, e in enumerate([owner, *[v for v in pmap.providers.values() if v]])), encoding="utf-8")
-        with running_emulator(tmp / "zoho", edition=EDITION, users=1, latency_ms=LATENCY_MS,
-                              extra_args=["--users-file", str(users), "--token-mint-limit", "0"]) as emu:
-            env = {"ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
-                   "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
-                   "ZOHO_REFRESH_TOKEN": emu.refresh_token, "ZOHO_EDITION": EDITION}
+        with practice_emulator(tmp, files.provider_map, edition=EDITION, latency_ms=LATENCY_MS) as (emu, env, pmap, _):
             client = ZohoClient(ZohoConfig.from_env(env))
             schema = setup_schema(client, load_spec())
             spec = apply_api_names(load_spec(), schema.api_names)

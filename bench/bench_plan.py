@@ -45,11 +45,10 @@ def run(scale: str) -> tuple[list[str], bool]:
     from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
     from dentrix_zoho.plan.counts import count_migration
     from dentrix_zoho.plan.estimate import EstimateInputs, estimate_migration
-    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+    from bench.practice_emulator import practice_emulator
     from dentrix_zoho.source.synthetic import PracticeFiles
     from dentrix_zoho.staging.stage_all import stage_objects
     from dentrix_zoho.zoho import ZohoClient, ZohoConfig
-    from dentrix_zoho.zoho_emulator.testing import running_emulator
 
     source_db = practice(scale)
     files = PracticeFiles(source_db)
@@ -61,18 +60,7 @@ def run(scale: str) -> tuple[list[str], bool]:
         shutil.copy(source_db, db)
         duck = tmp / "staging.duckdb"
         stage_objects(f"sqlite:///{db}", duck, office_id=office)
-        pmap = load_provider_map(files.provider_map)
-        owner = "office.manager@dental.example.com"
-        pmap = ProviderMap.model_validate({"providers": pmap.providers, "default_owner_email": owner})
-        emails = [owner, *[v for v in pmap.providers.values() if v]]
-        users = tmp / "users.yaml"
-        users.write_text("users:\n" + "".join(f"  - {{first_name: U{i}, last_name: Staff, email: {e}}}\n"
-                                              for i, e in enumerate(emails)), encoding="utf-8")
-        with running_emulator(tmp / "zoho", edition=EDITION, users=1, latency_ms=LATENCY_MS,
-                              extra_args=["--users-file", str(users), "--token-mint-limit", "0"]) as emu:
-            env = {"ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
-                   "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
-                   "ZOHO_REFRESH_TOKEN": emu.refresh_token, "ZOHO_EDITION": EDITION}
+        with practice_emulator(tmp, files.provider_map, edition=EDITION, latency_ms=LATENCY_MS) as (emu, env, pmap, zoho_users):
             client = ZohoClient(ZohoConfig.from_env(env))
             schema = setup_schema(client, load_spec())
             spec = apply_api_names(load_spec(), schema.api_names)
@@ -85,7 +73,7 @@ def run(scale: str) -> tuple[list[str], bool]:
             ledger = Ledger(f"sqlite:///{tmp / 'ledger.sqlite'}")
             t0 = time.perf_counter()
             counts = count_migration(duck, office, ledger=ledger)
-            inputs = EstimateInputs.build(edition=EDITION, users=len(emails), latency_ms=LATENCY_MS)
+            inputs = EstimateInputs.build(edition=EDITION, users=zoho_users, latency_ms=LATENCY_MS)
             estimate = estimate_migration(counts, inputs)
             estimate_s = time.perf_counter() - t0
             before = _usage(emu)

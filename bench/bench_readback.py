@@ -41,12 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from dentrix_zoho.load.diff_report import write_diff_report
     from dentrix_zoho.load.reconcile import reconcile_balances, reconcile_parents
     from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
-    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+    from bench.practice_emulator import practice_emulator
     from dentrix_zoho.source.synthetic import PracticeFiles
     from dentrix_zoho.staging.stage_all import stage_objects
     from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
     from dentrix_zoho.zoho.events import ApiCallEvent
-    from dentrix_zoho.zoho_emulator.testing import running_emulator
 
     source_db = practice("tiny")
     files = PracticeFiles(source_db)
@@ -55,19 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         duck = tmp / "staging.duckdb"
         stage_objects(f"sqlite:///{source_db}", duck, office_id=office)
-        pmap = load_provider_map(files.provider_map)
-        owner = "office.manager@dental.example.com"
-        pmap = ProviderMap.model_validate({"providers": pmap.providers, "default_owner_email": owner})
-        users = tmp / "users.yaml"
-        users.write_text("users:\n" + "".join(
-            f"  - {{first_name: U{i}, last_name: Staff, email: {e}}}\n"
-            for i, e in enumerate([owner, *[v for v in pmap.providers.values() if v]])), encoding="utf-8")
-        with running_emulator(tmp / "zoho", edition=EDITION, users=1, latency_ms=LATENCY_MS,
-                              extra_args=["--users-file", str(users), "--token-mint-limit", "0"]) as emu:
+        with practice_emulator(tmp, files.provider_map, edition=EDITION, latency_ms=LATENCY_MS) as (emu, env, pmap, _):
             events: list[ApiCallEvent] = []
-            env = {"ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
-                   "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
-                   "ZOHO_REFRESH_TOKEN": emu.refresh_token, "ZOHO_EDITION": EDITION}
             client = ZohoClient(ZohoConfig.from_env(env), event_sink=events.append)
             schema = setup_schema(client, load_spec())
             spec = apply_api_names(load_spec(), schema.api_names)
