@@ -79,8 +79,6 @@ def cycles_within_packages(graph: dict[str, set[str]]) -> list[list[str]]:
 KNOWN_CYCLES = {
     # bulk_write.py imports upserts (Prepared, apply_outcomes) and upserts calls bulk_write.send/resume.
     frozenset({"dentrix_zoho.load.bulk_write", "dentrix_zoho.load.upserts"}),
-    # readers.py takes ArrowChunker/chunk_schema/conform from store.py, which plans reads with readers.py.
-    frozenset({"dentrix_zoho.staging.readers", "dentrix_zoho.staging.store"}),
 }
 
 

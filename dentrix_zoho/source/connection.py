@@ -125,7 +125,7 @@ def text_as_bytes(conn: DentrixConnection) -> Iterator[None]:
     Its own decoding raises on the first cell that is not UTF-8 ("Could not decode to
     UTF-8"), which would fail the whole object for one mistyped note, and its message
     quotes the text. As bytes, staging checks the UTF-8 of a whole chunk at once and
-    rejects only the cells that fail (``staging.store.conform``). Bytes are also cheaper
+    rejects only the cells that fail (``staging.chunks.conform``). Bytes are also cheaper
     to fetch than str. Other drivers (pyodbc) decode themselves and are left alone.
     """
     driver = _sqlite3_driver(conn.dbapi)

@@ -14,7 +14,7 @@ source connection for the whole run. Why processes: turning driver row tuples
 into Arrow costs about half as much as the fetch itself, and both hold the GIL,
 so one Python process can never stage faster than about two thirds of its raw
 fetch rate however well DuckDB overlaps. A reader conforms each chunk (trimmed,
-timestamps typed: ``store.conform``) and sends it as an Arrow IPC stream through a
+timestamps typed: ``chunks.conform``) and sends it as an Arrow IPC stream through a
 pipe; the parent decodes it without copying and stays the only DuckDB writer, so
 the staged rows and hashes are exactly those of one connection. With one worker
 there are no processes: a thread reads over the caller's own connection.
@@ -65,6 +65,7 @@ from dentrix_zoho.source.extract import (
     slice_statement,
     split_key_range,
 )
+from dentrix_zoho.staging.chunks import ArrowChunker, chunk_schema, conform
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,6 @@ def _read_tasks(
     chunk_rows: int,
 ) -> None:
     """A reader's loop: take ``(object index, part)`` tasks until None, emit each chunk, then the task's end."""
-    from dentrix_zoho.staging.store import ArrowChunker, chunk_schema, conform
-
     while (task := next_task()) is not None:
         index, part = task
         read = reads[index]

@@ -16,7 +16,8 @@ from dentrix_zoho.source.catalog import CATALOG
 from dentrix_zoho.source.connection import SourceError, open_source
 from dentrix_zoho.staging import rejects
 from dentrix_zoho.staging.stage_all import stage_objects
-from dentrix_zoho.staging.store import StagingStore, chunk_rejects, chunk_schema, conform
+from dentrix_zoho.staging.chunks import chunk_rejects, chunk_schema, conform
+from dentrix_zoho.staging.store import StagingStore
 
 HAS_ODBC = shutil.which("odbcinst") is not None
 
