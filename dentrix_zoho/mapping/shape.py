@@ -40,6 +40,7 @@ from dentrix_zoho.mapping.spec import MappingSpec, StreamSpec, spec_hash
 from dentrix_zoho.mapping.summary import ModuleCounts, ObjectAccount, ShapeSummary
 from dentrix_zoho.mapping.transforms import Context, apply
 from dentrix_zoho.mapping.validation import value_class
+from dentrix_zoho.progress import Progress
 from dentrix_zoho.staging.rejects import office_rejects
 from dentrix_zoho.staging.store import memory_budget
 
@@ -94,6 +95,11 @@ class _Shaper:
         self.duplicates: dict[str, set[tuple[Any, ...]]] = {}  # stream object -> keys of several rows
         # (object, staged _source_key) -> {column: (reason, value class)}: values staging NULL-ed.
         self.rejected: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+        # A line at least every 10 s of a long shaping: streams done, and rows read of the one under way.
+        self.progress = Progress("shaping", 0, unit="streams")
+        self.stream_under_way = ""
+        self.rows_read = 0
+        self.streams_done: set[str] = set()
 
     # -- plumbing -----------------------------------------------------------
 
@@ -136,6 +142,8 @@ class _Shaper:
             cursor = cur.execute(text)
             names = [d[0] for d in cursor.description]
             while chunk := cursor.fetchmany(READ_BATCH_ROWS):
+                self.rows_read += len(chunk)
+                self.progress.poke(f"{self.stream_under_way}: {self.rows_read:,} rows read")
                 for values in chunk:
                     yield dict(zip(names, values, strict=True))
 
@@ -796,20 +804,33 @@ class _Shaper:
         for missing in self.summary.missing_objects:
             log.warning("source object %s is not staged; its stream is not shaped", missing)
         practice_stream = next((s for s in available if s.kind == "practice_field"), None)
+        self.progress.total = len(available)
         for stream in available:
             if stream.kind == "patient":
-                self.shape_patients(stream, practice_stream)
+                with self.under_way(stream):
+                    self.shape_patients(stream, practice_stream)
         if practice_stream is not None:
-            self.account_practice_values(practice_stream)
+            with self.under_way(practice_stream):
+                self.account_practice_values(practice_stream)
         for stream in available:
-            if stream.kind in {"appointment", "recall", "journal", "note", "prescription", "audit_only"}:
-                self.shape_children(stream)
-            elif stream.kind == "procedure_history":
-                self.shape_procedure_history(stream)
-            elif stream.kind == "document":
-                self.shape_documents(stream)
-            elif stream.kind == "ledger_pdf":
-                self.shape_ledger_pdfs(stream)
+            with self.under_way(stream):
+                if stream.kind in {"appointment", "recall", "journal", "note", "prescription", "audit_only"}:
+                    self.shape_children(stream)
+                elif stream.kind == "procedure_history":
+                    self.shape_procedure_history(stream)
+                elif stream.kind == "document":
+                    self.shape_documents(stream)
+                elif stream.kind == "ledger_pdf":
+                    self.shape_ledger_pdfs(stream)
+
+    @contextlib.contextmanager
+    def under_way(self, stream: StreamSpec) -> Iterator[None]:
+        self.stream_under_way, self.rows_read = stream.object, 0
+        yield
+        # The second pass walks every stream; one shaped in the first counts once.
+        if stream.object not in self.streams_done:
+            self.streams_done.add(stream.object)
+            self.progress.advance(1, detail=f"{stream.object}: {self.rows_read:,} rows read")
 
 
 class _Groups:

@@ -283,3 +283,21 @@ def test_offices_with_overlapping_ids_stay_apart(practice, tmp_path, as_of) -> N
     assert contacts["office-2:patient:1"]["record"]["Last_Name"] == "Other"
     assert contacts["office-1:patient:1"]["record"]["Last_Name"] == "LastA"
     assert {r["office_id"] for r in rows(conn, "accounting")} == {"office-1", "office-2"}
+
+
+def test_shaping_reports_progress_in_counts_only(practice, tmp_path, office_id, as_of, monkeypatch) -> None:
+    from dentrix_zoho.progress import PROGRESS_PREFIX, reporting_to
+
+    # Every fetched chunk is "10 s later": the lines a long shaping would send, from a small practice.
+    monkeypatch.setenv("DENTRIX_ZOHO_PROGRESS_SECONDS", "0.000001")
+    conn = practice()
+    lines: list[str] = []
+    with reporting_to(lines.append):
+        shape_all(conn, load_spec(), office_id=office_id, as_of=as_of, image_root=tmp_path / "images")
+    assert lines and all(line.startswith(PROGRESS_PREFIX + "shaping: ") for line in lines)
+    streams = len(load_spec().streams)
+    assert any(f"/{streams} streams" in line and "rows read" in line for line in lines)
+    finals = [line for line in lines if f"{streams}/{streams} streams (100%)" in line]
+    assert len(finals) == 1, "each stream counts once, though the second pass walks them all"
+    patient_names = {str(r[0]) for r in conn.execute("SELECT lastname FROM dentrix.patient").fetchall()}
+    assert not any(name in line for line in lines for name in patient_names)
