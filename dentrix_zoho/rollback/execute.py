@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from dentrix_zoho.ledger import AuditEntry, Ledger
+from dentrix_zoho.progress import Progress
 from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, RollbackItem, RollbackPlan, RollbackStep
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id, writes_in_doubt
 from dentrix_zoho.rollback.records import matches_pre_image, restore_payload
@@ -107,14 +108,19 @@ def execute_rollback(
     runner = _Runner(
         plan, writer, ledger, run_id_of_rollback, policy, read_only_fields or {}, frozenset(our_user_ids)
     )
+    # A line at least every 10 s of a long rollback: records settled of the plan's, calls so far.
+    progress = Progress(f"rollback {plan.target}", sum(len(step.items) for step in plan.steps))
     try:
         for step in plan.steps:
+            calls_before = runner.result.api_calls
             if step.op == "restore":
                 runner.restore(step)
             elif step.per_record:
                 runner.delete_attachment(step)
             else:
                 runner.delete(step)
+            progress.advance(len(step.items), calls=runner.result.api_calls - calls_before,
+                             detail=f"{step.op} {step.module}")
     except BaseException as exc:
         status = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
         ledger.finish_run(

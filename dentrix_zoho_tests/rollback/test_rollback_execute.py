@@ -177,3 +177,21 @@ def test_a_failed_delete_is_reported_and_retried_later(make_world: Callable[...,
     assert [(s.module, s.zoho_ids) for s in retry.steps] == [("Events", [world.ids["appt:3"]])]
     assert execute_rollback(retry, world.zoho, world.ledger, "RB-R1b").complete
     assert _live(world.zoho) == _pre_migration_state(world)
+
+
+def test_a_long_rollback_reports_progress_to_the_callers_sink(
+    make_world: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dentrix_zoho.progress import PROGRESS_PREFIX, reporting_to
+
+    monkeypatch.setenv("DENTRIX_ZOHO_PROGRESS_SECONDS", "0.000001")  # every step is "10 s later"
+    world = make_world()
+    plan = _plan(world, all_runs=True)
+    total = sum(len(step.items) for step in plan.steps)
+    lines: list[str] = []
+    with reporting_to(lines.append):
+        result = execute_rollback(plan, world.zoho, world.ledger, "RB1")
+    assert len(lines) == len(plan.steps)
+    assert all(line.startswith(PROGRESS_PREFIX + "rollback all: ") for line in lines)
+    assert f"{total:,}/{total:,} records (100%)" in lines[-1]
+    assert f"{result.api_calls:,} calls" in lines[-1]
