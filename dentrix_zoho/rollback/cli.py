@@ -129,6 +129,7 @@ def rollback(
 
 def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:
     from dentrix_zoho.load.ledger_io import api_call_sink
+    from dentrix_zoho.progress import reporting_to
     from dentrix_zoho.zoho import BudgetExceeded, ConfigError, ZohoClient, ZohoConfig, ZohoError
 
     resumed = unfinished_rollback(ledger, plan)
@@ -142,7 +143,8 @@ def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:
     with ZohoClient(config, event_sink=api_call_sink(ledger, rollback_run_id)) as client:
         try:
             client.check_budget(plan.credits)
-            result = run_rollback(plan, client, ledger, rollback_run_id, policy=cast(Policy, policy))
+            with reporting_to(click.echo):  # progress lines on the console, at least every 10 s
+                result = run_rollback(plan, client, ledger, rollback_run_id, policy=cast(Policy, policy))
         except BudgetExceeded as exc:
             raise click.ClickException(f"not enough Zoho credits for this rollback: {exc}") from None
         except ZohoError as exc:
