@@ -1,4 +1,7 @@
-"""Credits, concurrency and the 429s that enforce them (reference §5)."""
+"""Credits, concurrency and the 429s that enforce them.
+
+Zoho's documentation: https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Metadata contract: modules, fields, layouts, custom-field creation and its limits (reference §4)."""
+"""Metadata contract: modules, fields, layouts, custom-field creation and its limits.
+
+Zoho's documentation: https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html, https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html
+"""
 
 from __future__ import annotations
 

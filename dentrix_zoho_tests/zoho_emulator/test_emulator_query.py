@@ -1,4 +1,7 @@
-"""Search and COQL contract (reference §2.1, §6.5)."""
+"""Search and COQL contract.
+
+Zoho's documentation: https://www.zoho.com/crm/developer/docs/api/v8/search-records.html, https://www.zoho.com/crm/developer/docs/api/v8/COQL-Overview.html
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Records API contract: shapes, status codes and per-record codes (reference §2)."""
+"""Records API contract: shapes, status codes and per-record codes.
+
+Zoho's documentation: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html, https://www.zoho.com/crm/developer/docs/api/v8/upsert-records.html
+"""
 
 from __future__ import annotations
 

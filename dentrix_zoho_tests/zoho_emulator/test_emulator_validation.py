@@ -1,4 +1,7 @@
-"""Validation errors for every field type, from field metadata (reference §2.3, §2.5)."""
+"""Validation errors for every field type, from field metadata.
+
+Zoho's documentation: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html, https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html
+"""
 
 from __future__ import annotations
 
