@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load.reports_io import private_dir, write_private
 from dentrix_zoho.load.shaped import open_duckdb, table_exists
 from dentrix_zoho.mapping.ids import source_system_id
+from dentrix_zoho.mapping.integrity import DUPLICATE_SOURCE_KEY
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
 from dentrix_zoho.mapping.records import STAGING_REJECT
+from dentrix_zoho.mapping.spec import MappingSpec, load_spec
 from dentrix_zoho.source.catalog import CATALOG
 from dentrix_zoho.staging.rejects import office_rejects
 
@@ -45,15 +48,42 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     (STAGING_REJECT, "Dentrix holds a value its column's type cannot hold: fix the value in Dentrix, re-stage, "
                      "then run the delta load"),
     ("note_too_long", "the note is longer than Zoho allows: shorten it, or set notes.overflow to split in the map"),
+    (DUPLICATE_SOURCE_KEY, "several Dentrix rows hold this one key (a conversion or a copied table left them): keep "
+                           "one in Dentrix (delete or renumber the others), re-stage, then run the delta load; none "
+                           "of them is sent until then, so that no record is written twice"),
+    ("mandatory_missing", "a field Zoho requires is empty: fill it in Dentrix (or give the map a default), re-stage, "
+                          "then run the delta load"),
+    ("required_value_missing", "a field the map requires is empty: fill it in Dentrix (or relax the field's rule in "
+                               "the map), re-stage, then run the delta load"),
+    ("bad_format", "the value is not in the form the Zoho field takes (e-mail, phone, date): correct it in Dentrix, "
+                   "re-stage, then run the delta load"),
+    ("wrong_type", "the value is not of the Zoho field's type: correct it in Dentrix or the field's transform in "
+                   "the map, re-stage, then run the delta load"),
+    ("not_in_picklist", "the value is not one of the Zoho picklist's values: add it to the picklist or to the "
+                        "field's value map, then run the delta load"),
+    ("too_long", "the value is longer than the Zoho field allows: shorten it in Dentrix, or set the field's "
+                 "on_invalid to truncate in the map, then run the delta load"),
+    ("unknown_field", "the map names a field Zoho does not have: create it (schema setup) or correct the map"),
 )
 DEFAULT_ACTION = "review the value in Dentrix, correct it or the map, re-stage and run the delta load"
 
 
-def action_for(reason: str) -> str:
+def action_for(reason: str, rule_actions: Mapping[str, str] | None = None) -> str:
+    """What a person should do about ``reason``; ``rule_actions`` (``quarantine_rule_actions``) first."""
+    if rule_actions and _reason_key(reason) in rule_actions:
+        return rule_actions[_reason_key(reason)]
     for prefix, action in _ACTIONS:
         if reason.startswith(prefix):
             return action
     return DEFAULT_ACTION
+
+
+def quarantine_rule_actions(spec: MappingSpec) -> dict[str, str]:
+    """Advice for the map's own quarantine rules, in the words the map gives each rule."""
+    return {
+        rule.name: f"{rule.reason}: correct the {stream.object} row in Dentrix, re-stage, then run the delta load"
+        for stream in spec.streams.values() for rule in stream.quarantine
+    }
 
 
 @dataclass
@@ -141,8 +171,9 @@ def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[st
         rows[key] = {"object": q.source_object, "source_id": q.source_id, "field": q.field or "",
                      "value_class": q.value_class, "reason": q.reason, "stage": "load"}
     out = []
+    rule_actions = quarantine_rule_actions(load_spec())
     for row in sorted(rows.values(), key=lambda r: (r["object"], r["source_id"], r["field"], r["reason"])):
-        row["action"] = action_for(row["reason"])
+        row["action"] = action_for(row["reason"], rule_actions)
         out.append(row)
     return staged + out
 
@@ -166,8 +197,9 @@ def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, re
           f"{plan.records} quarantined records ({plan.rows} reasons). Fix the cause, then run the delta load: "
           "fixed records go in, the rest stay listed here.", "",
           "## By reason", "", "| reason | rows | what to do |", "|---|---:|---|"]
+    rule_actions = quarantine_rule_actions(load_spec())
     for reason, n in plan.by_reason.items():
-        md.append(f"| {_cell(reason)} | {n} | {_cell(action_for(reason))} |")
+        md.append(f"| {_cell(reason)} | {n} | {_cell(action_for(reason, rule_actions))} |")
     md += ["", "## Records", "", "| object | source id | field | value class | reason | stage |",
            "|---|---|---|---|---|---|"]
     md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} | "

@@ -135,3 +135,19 @@ def test_shaped_rows_can_be_read_while_this_process_holds_the_writer(tmp_path: P
             assert read_step_rows(con, LOAD_STEPS["patients"], "office-1") == []
     finally:
         writer.close()
+
+
+def test_every_reason_the_shaping_gives_has_its_own_advice() -> None:
+    from dentrix_zoho.load.remigration import DEFAULT_ACTION, quarantine_rule_actions
+    from dentrix_zoho.mapping import load_spec
+    from dentrix_zoho.mapping.integrity import DUPLICATE_SOURCE_KEY
+
+    rules = quarantine_rule_actions(load_spec())
+    assert "appointment_time_impossible" in rules
+    # The map's own rule is advised in the map's words, with the object to correct.
+    assert rules["appointment_time_impossible"].startswith("start hour or minute out of range")
+    assert "appt row in Dentrix" in action_for("appointment_time_impossible", rules)
+    for reason in (DUPLICATE_SOURCE_KEY, "mandatory_missing", "required_value_missing", "bad_format", "wrong_type",
+                   "not_in_picklist", "too_long", "unknown_field", "orphan_no_patient", "staging_reject:too_long"):
+        assert action_for(reason, rules) != DEFAULT_ACTION, reason
+    assert action_for("something_new", rules) == DEFAULT_ACTION
