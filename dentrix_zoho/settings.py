@@ -7,10 +7,11 @@ client reads its own ``ZOHO_*`` variables in ``dentrix_zoho.zoho.config``).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 DEFAULT_HOME = ".dentrix_zoho"
 DEFAULT_OFFICE = "office-1"
@@ -30,6 +31,10 @@ class Settings(BaseModel):
     image_dir: Path | None = Field(default=None, description="DENTRIX_IMAGE_DIR")
     provider_map: Path | None = Field(default=None, description="DENTRIX_PROVIDER_MAP")
     as_of: date | None = Field(default=None, description="DENTRIX_AS_OF: the routing reference date")
+    # Set by ``for_office`` when an offices file lists the office: where its own state lives, and the
+    # name of the variable its Dentrix password is read from at connect time.
+    state_dir: Path | None = Field(default=None, description="$DENTRIX_ZOHO_HOME/offices/<office> (offices file)")
+    password_env: str | None = Field(default=None, description="the office's password_env (offices file)")
 
     @field_validator("office_id")
     @classmethod
@@ -42,12 +47,53 @@ class Settings(BaseModel):
         return value
 
     @property
+    def office_home(self) -> Path:
+        """Where this office's staging, reports and hand-off files live: the home itself without an offices file."""
+        return self.state_dir if self.state_dir is not None else self.home
+
+    @property
     def staging_path(self) -> Path:
-        return self.home / "staging.duckdb"
+        return self.office_home / "staging.duckdb"
 
     @property
     def reports_dir(self) -> Path:
-        return self.home / "reports"
+        return self.office_home / "reports"
+
+    def connection_string(self) -> str | None:
+        """``source`` with the office's password put in from ``password_env`` (never shown, never logged)."""
+        if self.source is None or self.password_env is None:
+            return self.source
+        from dentrix_zoho.offices import DentrixConnectionSpec, OfficeConnectionError
+        from dentrix_zoho.source.connection import parse_source
+
+        kind = "url" if parse_source(self.source).kind == "sqlalchemy" else "odbc"
+        spec = DentrixConnectionSpec(**{kind: self.source, "password_env": self.password_env})
+        try:
+            return spec.connection_string(self._environ)
+        except OfficeConnectionError as exc:
+            raise ValueError(f"office {self.office_id}: {exc}") from None
+
+    def for_office(self, office_id: str | None) -> Settings:
+        """These settings for one office of the offices file (``--office``); unchanged without a file.
+
+        Without a file only the environment's office exists: naming another is an error.
+        """
+        from dentrix_zoho.offices import load_offices
+
+        offices = load_offices(self._environ)
+        office = offices.select(office_id, self._environ)
+        if not offices.from_file:
+            return self
+        connection = office.connection
+        return self.model_copy(update={
+            "office_id": office.office_id,
+            "source": connection.template if connection is not None else None,
+            "source_schema": connection.schema_name if connection is not None else self.source_schema,
+            "password_env": connection.password_env if connection is not None else None,
+            "image_dir": office.image_dir,
+            "provider_map": office.provider_map,
+            "state_dir": office.state_dir,
+        })
 
     @property
     def default_practice_path(self) -> Path:
@@ -72,11 +118,25 @@ class Settings(BaseModel):
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.home
 
+    # The environment these settings were read from, for ``for_office`` (not a setting itself).
+    _environ: dict[str, str] | None = PrivateAttr(default=None)
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+
+def load_settings(environ: dict[str, str] | None = None, *, office: str | None = None) -> Settings:
+    """Settings from the environment; with ``office`` (``--office``), that office's from the offices file."""
     env = os.environ if environ is None else environ
+    settings = _read(env)
+    settings._environ = None if environ is None else dict(environ)
+    if office is None:
+        return settings
+    return settings.for_office(office)
+
+
+def _read(env: Mapping[str, str]) -> Settings:
     return Settings(
         source=env.get("DENTRIX_SOURCE") or None,
         home=Path(env.get("DENTRIX_ZOHO_HOME") or DEFAULT_HOME),
