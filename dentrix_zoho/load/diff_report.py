@@ -144,8 +144,8 @@ def unmapped_source_fields(con: Any, spec: MappingSpec) -> dict[str, list[str]]:
                 used.add(fmap.source)
             if fmap.template:
                 used |= set(_TEMPLATE_NAME.findall(fmap.template))
-        # Columns the query or a skip rule names (beyond `x.*`) feed derived fields.
-        text = stream.query + " ".join(rule.when for rule in stream.skip)
+        # Columns the query or a skip or quarantine rule names (beyond `x.*`) feed derived fields or decide.
+        text = stream.query + " " + " ".join(rule.when for rule in (*stream.skip, *stream.quarantine))
         used |= set(_IDENT.findall(text.replace(".*", "")))
         if stream.kind == "patient":
             used |= {f.source.format(slot=s) for f in spec.insurance.row_fields if f.source

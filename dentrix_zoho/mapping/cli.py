@@ -55,7 +55,7 @@ def show(spec_path: Path | None) -> None:
     click.echo("streams:")
     for name, stream in spec.streams.items():
         click.echo(f"  {name:24} {stream.object:14} -> {stream.module:12} {len(stream.fields):3} fields, "
-                   f"{len(stream.skip)} skip rules")
+                   f"{len(stream.skip)} skip rules, {len(stream.quarantine)} quarantine rules")
     click.echo("custom fields to create:")
     for module, fields in spec.custom_fields.items():
         click.echo(f"  {module:12} {len(fields)}")

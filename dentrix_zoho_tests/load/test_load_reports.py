@@ -151,3 +151,22 @@ def test_every_reason_the_shaping_gives_has_its_own_advice() -> None:
                    "not_in_picklist", "too_long", "unknown_field", "orphan_no_patient", "staging_reject:too_long"):
         assert action_for(reason, rules) != DEFAULT_ACTION, reason
     assert action_for("something_new", rules) == DEFAULT_ACTION
+
+
+def test_a_column_only_a_quarantine_rule_reads_is_not_called_unmapped(tmp_path: Path) -> None:
+    from dentrix_zoho.load.diff_report import unmapped_source_fields
+    from dentrix_zoho.mapping import load_spec
+    from dentrix_zoho.mapping.spec import MappingSpec
+
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    con.execute("CREATE SCHEMA dentrix")
+    con.execute("CREATE TABLE dentrix.appt (appointmentid INTEGER, patid INTEGER, brokenflag INTEGER)")
+    spec = load_spec()
+    stream = next(s for s in spec.streams.values() if s.object == "appt")
+    assert "brokenflag" in unmapped_source_fields(con, spec).get("appt", [])
+    held = stream.model_copy(update={"quarantine": [*stream.quarantine, stream.quarantine[0].model_copy(
+        update={"name": "broken_flag_unknown", "when": "brokenflag NOT IN (0, 1)"})]})
+    spec = MappingSpec.model_validate({**spec.model_dump(), "streams": {
+        **{k: v.model_dump() for k, v in spec.streams.items()},
+        next(k for k, v in spec.streams.items() if v is stream): held.model_dump()}})
+    assert "brokenflag" not in unmapped_source_fields(con, spec).get("appt", [])
