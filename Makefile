@@ -1,7 +1,8 @@
 # dentrix-zoho: two commands for a newcomer — `make demo` and `make test`.
 # Everything below installs what it needs on a fresh Debian machine (as root):
-# the unixODBC driver manager and the SQLite ODBC driver, a virtualenv in .venv,
-# and the Python dependencies.
+# the unixODBC driver manager and the SQLite ODBC driver, PostgreSQL's server binaries
+# (the tests start throw-away clusters with them), a virtualenv in .venv, and the
+# Python dependencies.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -27,6 +28,16 @@ system-deps:
 		echo "installing unixODBC and the SQLite ODBC driver (Debian packages unixodbc, libsqliteodbc)"; \
 		SUDO=""; if [ "$$(id -u)" != "0" ]; then SUDO="sudo"; fi; \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q unixodbc libsqliteodbc; \
+	fi
+	@# Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH;
+	@# dentrix_zoho_tests/pg_server.py looks in both places, and so does this check.
+	@if { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 \
+		|| ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries are present"; \
+	else \
+		echo "installing PostgreSQL (Debian package postgresql) for the tests' throw-away clusters"; \
+		SUDO=""; if [ "$$(id -u)" != "0" ]; then SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from dentrix_zoho_tests.pg_server import PgServer
+
 AS_OF = date(2026, 11, 1)
 TINY_SEED = 7
+_PG_DATABASE_NUMBERS = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +27,49 @@ def tiny_practice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("practice") / "practice.db"
     generate_practice(out, scale="tiny", seed=TINY_SEED, as_of=AS_OF)
     return out
+
+
+# --- PostgreSQL: a real throw-away server (dentrix_zoho_tests/pg_server.py) -------------------------
+
+
+def _pg_server_or_skip() -> PgServer:
+    from dentrix_zoho_tests.pg_server import PgServer, PgUnavailable
+
+    try:
+        return PgServer.create()
+    except PgUnavailable as absent:
+        # The Makefile installs the server; in CI its absence is a broken install step, not a reason to skip.
+        if os.environ.get("CI"):
+            pytest.fail(str(absent))
+        pytest.skip(str(absent))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test session (per xdist worker). Tests share it: take a fresh
+    database with ``pg_database``; a test that stops the server uses ``private_pg_server``."""
+    server = _pg_server_or_skip()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_database(pg_server: PgServer, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the shared server; its SQLAlchemy URL (``postgresql+psycopg://``)."""
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:40]
+    name = f"{name}_{next(_PG_DATABASE_NUMBERS)}"
+    return pg_server.create_database(name)
+
+
+@pytest.fixture
+def private_pg_server() -> Iterator[PgServer]:
+    """A server of this test's own, to stop (``stop("immediate")`` is a crash) and ``start`` again mid-test."""
+    server = _pg_server_or_skip()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -1,73 +1,14 @@
-"""The same ledger on PostgreSQL: a throw-away cluster started with initdb.
-
-Skips where PostgreSQL's server binaries or the psycopg driver are absent.
-"""
+"""The same ledger on PostgreSQL: a real throw-away server (dentrix_zoho_tests/pg_server.py), its own database."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkWrite, Ledger, QuarantineRow
 
-pytest.importorskip("psycopg")
 
-INITDB = shutil.which("initdb")
-PG_CTL = shutil.which("pg_ctl")
-
-
-def _as_server_user(args: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *args]
-    return args
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if not (INITDB and PG_CTL):
-        pytest.skip("initdb/pg_ctl not installed")
-    # Not under pytest's tmp dir: its parents are private to root, and the
-    # server runs as the postgres user.
-    base = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
-    data = base / "data"
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    port = _free_port()
-    subprocess.run(
-        _as_server_user([INITDB, "-D", str(data), "-U", "ledger", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        _as_server_user([PG_CTL, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://ledger@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def test_the_ledger_works_on_postgresql(pg_url: str) -> None:
-    with Ledger(pg_url) as ledger, Ledger(pg_url) as second_process:
+def test_the_ledger_works_on_postgresql(pg_database: str) -> None:
+    with Ledger(pg_database) as ledger, Ledger(pg_database) as second_process:
         run = ledger.start_run("full", "o1", run_id="pg-r1")
         ledger.record_writes(
             run, "o1", [CrosswalkWrite("patient", str(i), "Contacts", f"z{i}", f"h{i}", True) for i in range(2_000)]
