@@ -94,19 +94,29 @@ class CreditBudget:
         """Best estimate of credits left, ``None`` when unlimited and Zoho has said nothing."""
         with self._lock:
             self._expire(self._clock())
-            estimates = []
-            if self.daily_limit is not None:
-                estimates.append(self.daily_limit - self._spent_window)
-            if self._header_remaining is not None:
-                estimates.append(self._header_remaining - (self._spent_total - self._spent_at_header))
-            return min(estimates) if estimates else None
+            return self._estimate(self._spent_window)
+
+    def _estimate(self, spent_window: int) -> int | None:
+        """The lower of ``limit - spent_window`` and Zoho's last figure less our spends since; under the lock.
+
+        A subclass that accounts for the whole org passes the org's window here instead of ours.
+        """
+        estimates = []
+        if self.daily_limit is not None:
+            estimates.append(self.daily_limit - spent_window)
+        if self._header_remaining is not None:
+            estimates.append(self._header_remaining - (self._spent_total - self._spent_at_header))
+        return min(estimates) if estimates else None
+
+    def _spent_note(self) -> str:
+        return f"spent by this client {self.spent}"
 
     def _describe(self, needed: int, remaining: int | None) -> str:
         left = "unknown" if remaining is None else str(remaining)
         limit = "unlimited" if self.daily_limit is None else str(self.daily_limit)
         return (
             f"needs {needed} credits, {left} remaining of {limit} per 24 h "
-            f"(reserve {self.reserve}, spent by this client {self.spent})"
+            f"(reserve {self.reserve}, {self._spent_note()})"
         )
 
     # -- policy --------------------------------------------------------------

@@ -25,6 +25,7 @@ from pydantic import (
 
 from dentrix_zoho.zoho import limits
 from dentrix_zoho.zoho.datacentres import ZohoUrls, check_base_url, dc_urls
+from dentrix_zoho.zoho.org_limits import check_url
 
 ENV_VARS: dict[str, str] = {
     "dc": "ZOHO_DC",
@@ -44,6 +45,9 @@ ENV_VARS: dict[str, str] = {
     "credit_reserve": "ZOHO_CREDIT_RESERVE",
     "connect_timeout": "ZOHO_CONNECT_TIMEOUT",
     "read_timeout": "ZOHO_READ_TIMEOUT",
+    "org_limits_url": "ZOHO_ORG_LIMITS_URL",
+    "org_credit_reserve": "ZOHO_ORG_CREDIT_RESERVE",
+    "org_lease_seconds": "ZOHO_ORG_LEASE_SECONDS",
 }
 
 
@@ -85,6 +89,37 @@ class ZohoConfig(BaseModel):
     bulk_poll_initial: float = Field(default=1.0, gt=0)
     bulk_poll_max: float = Field(default=30.0, gt=0)
     bulk_timeout: float = Field(default=3 * 3600.0, gt=0)
+    org_limits_url: SecretStr | None = Field(
+        default=None,
+        description="a database every run against this org shares (postgresql+psycopg://... or sqlite:///...) "
+        "for the org's concurrency and credits; unset: this process's own gates and budget",
+    )
+    org_credit_reserve: float = Field(
+        default=0.20, ge=0.0, lt=1.0,
+        description="with org_limits_url: share of the daily credits left to the org's other integrations",
+    )
+    org_lease_seconds: float = Field(
+        default=30.0, ge=1.0, description="with org_limits_url: how soon a killed process's slots come back"
+    )
+
+    @field_validator("org_limits_url", mode="after")
+    @classmethod
+    def _org_limits_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        check_url(value.get_secret_value().strip())  # its message never repeats the URL (a password)
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("org_credit_reserve", mode="before")
+    @classmethod
+    def _percent(cls, value: object) -> object:
+        """``20%`` or ``0.2``."""
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError("expected a share such as 20% or 0.2") from None
+        return value
 
     @field_validator("edition", mode="before")
     @classmethod
@@ -141,6 +176,12 @@ class ZohoConfig(BaseModel):
         if self.daily_credits_override is not None:
             return self.daily_credits_override
         return limits.daily_credits(self.edition, self.users)
+
+    @property
+    def org_credit_reserve_credits(self) -> int:
+        """The org reserve in credits (0 when the daily limit is unlimited)."""
+        daily = self.daily_credits
+        return 0 if daily is None else int(daily * self.org_credit_reserve)
 
     @property
     def pool_key(self) -> str:

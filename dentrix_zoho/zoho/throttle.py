@@ -6,7 +6,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+
+class SharedSlots(Protocol):
+    """Slots of one Zoho org shared with other processes (``org_limits.OrgSlots``)."""
+
+    def slot(self, heavy: bool) -> AbstractContextManager[None]: ...
 
 
 class MinuteRateLimiter:
@@ -46,14 +53,20 @@ class MinuteRateLimiter:
 
 
 class ConcurrencyGates:
-    """One gate for every call (the edition's limit) and one for heavy calls (Zoho's cap of 10)."""
+    """One gate for every call (the edition's limit) and one for heavy calls (Zoho's cap of 10).
 
-    def __init__(self, concurrency: int, heavy_cap: int) -> None:
+    With ``shared`` (the org's slots in a database every run uses), a call also holds one of the
+    org's slots: the local gates only keep this process from queueing more threads at the shared
+    ones than it could ever use.
+    """
+
+    def __init__(self, concurrency: int, heavy_cap: int, shared: SharedSlots | None = None) -> None:
         self.concurrency = concurrency
         self.heavy_cap = min(heavy_cap, concurrency)
         self._all = threading.BoundedSemaphore(concurrency)
         self._heavy = threading.BoundedSemaphore(self.heavy_cap)
         self._lock = threading.Lock()
+        self._shared = shared
         self.in_flight = 0
         self.peak = 0
 
@@ -64,14 +77,23 @@ class ConcurrencyGates:
             self._heavy.acquire()
         try:
             with self._all:
-                with self._lock:
-                    self.in_flight += 1
-                    self.peak = max(self.peak, self.in_flight)
-                try:
-                    yield
-                finally:
-                    with self._lock:
-                        self.in_flight -= 1
+                if self._shared is None:
+                    with self._counted():
+                        yield
+                else:
+                    with self._shared.slot(heavy), self._counted():
+                        yield
         finally:
             if heavy:
                 self._heavy.release()
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1

@@ -26,6 +26,7 @@ from dentrix_zoho.zoho.datacentres import check_base_url
 from dentrix_zoho.zoho.errors import AuthError, UncertainOutcome, ZohoError, ZohoUnavailable
 from dentrix_zoho.zoho.events import ApiCallEvent, EventSink, Outcome, log_event
 from dentrix_zoho.zoho.limits import HEAVY_CALL_CAP
+from dentrix_zoho.zoho.org_limits import OrgCreditBudget, OrgLimits, shared_org_limits
 from dentrix_zoho.zoho.throttle import ConcurrencyGates, MinuteRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,12 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_cache: TokenCache | None = None,
+        org_limits: OrgLimits | None = None,
+        credit_clock: Callable[[], float] | None = None,
     ) -> None:
+        """``org_limits``: the org's shared slots and credits; by default this process's shared instance
+        for ``config.org_limits_url``, none when that is unset. ``credit_clock`` dates this client's own
+        spends (tests)."""
         self.config = config
         logsafety.install()
         urls = config.urls()
@@ -112,20 +118,39 @@ class Transport:
             limits=httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2),
             follow_redirects=False,
         )
-        self.gates = ConcurrencyGates(concurrency, HEAVY_CALL_CAP)
+        if org_limits is None and config.org_limits_url is not None:
+            org_limits = shared_org_limits(
+                config.org_limits_url.get_secret_value(),
+                config.pool_key,
+                concurrency=concurrency,
+                heavy_cap=min(HEAVY_CALL_CAP, concurrency),
+                lease_seconds=config.org_lease_seconds,
+                connect_timeout=config.connect_timeout,
+            )
+        self.org_limits = org_limits
+        self.gates = ConcurrencyGates(
+            concurrency, HEAVY_CALL_CAP, shared=org_limits.slots if org_limits is not None else None
+        )
         self.rate_limiter = (
             MinuteRateLimiter(config.calls_per_minute, clock=clock, sleep=sleep)
             if config.calls_per_minute
             else None
         )
-        self.budget = CreditBudget(
-            daily_limit=config.daily_credits,
-            policy=config.on_budget_exhausted,
-            reserve=config.credit_reserve,
-            wait_step=config.credit_wait_seconds,
-            max_wait=config.max_credit_wait_seconds,
-            sleep=credit_sleep or sleep,
-        )
+        budget_settings: dict[str, Any] = {
+            "daily_limit": config.daily_credits,
+            "policy": config.on_budget_exhausted,
+            "reserve": config.credit_reserve,
+            "wait_step": config.credit_wait_seconds,
+            "max_wait": config.max_credit_wait_seconds,
+            "sleep": credit_sleep or sleep,
+        }
+        if credit_clock is not None:
+            budget_settings["clock"] = credit_clock
+        if org_limits is None:
+            self.budget: CreditBudget = CreditBudget(**budget_settings)
+        else:
+            budget_settings["reserve"] = max(config.credit_reserve, config.org_credit_reserve_credits)
+            self.budget = OrgCreditBudget(org_limits.credits, **budget_settings)
         self.auth = TokenManager(
             self.http,
             token_url=lambda: self._token_url,
@@ -338,3 +363,6 @@ class Transport:
 
     def close(self) -> None:
         self.http.close()
+        if self.org_limits is not None:
+            # The org instance outlives this client (the process shares it); its spends go in now.
+            self.org_limits.credits.flush()
