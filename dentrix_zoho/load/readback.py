@@ -62,6 +62,44 @@ def minimum_calls(records: int, fields: int) -> int:
     return math.ceil(records / limits.IDS_PER_GET) * max(1, math.ceil(fields / limits.FIELDS_PER_GET))
 
 
+# The rules by which reads become calls, shared by the reads themselves and by the migration
+# estimate (``plan``), which counts the same calls before anything is read.
+
+
+def read_names(fields: Iterable[str]) -> list[str]:
+    """The field names a multi-id GET asks for: ``id`` comes anyway and system keys (``$se_module``)
+    are not fields (Zoho sends them with the lookup they qualify)."""
+    return sorted({f for f in fields if f != "id" and not f.startswith("$")}) or ["id"]
+
+
+def field_groups(names: Sequence[str]) -> list[list[str]]:
+    """``FIELDS_PER_GET`` names a call: each group is one multi-id GET of the same ids."""
+    return [list(names[s : s + limits.FIELDS_PER_GET]) for s in range(0, len(names), limits.FIELDS_PER_GET)]
+
+
+def id_chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[s : s + limits.IDS_PER_GET]) for s in range(0, len(ids), limits.IDS_PER_GET)]
+
+
+def whole_read_reason(expected: Mapping[str, Any], by_id_only: Collection[str],
+                      rich_text: Collection[str]) -> str | None:
+    """Why a record with these expected values must be read by id (``subform`` / ``long_text``), or None:
+    a field only GET by id returns, or a rich-text value longer than lists show."""
+    if set(expected) & set(by_id_only):
+        return "subform"
+    for name in set(expected) & set(rich_text):
+        value = expected[name]
+        if isinstance(value, str) and len(value) > limits.LIST_RICH_TEXT_CHARS:
+            return "long_text"
+    return None
+
+
+def listing_calls(children: int) -> int:
+    """Calls of one parent's listing (attachments, notes): pages of ``RECORDS_PER_PAGE``, and one call
+    even when the parent has none (Zoho answers 204)."""
+    return max(1, math.ceil(children / limits.RECORDS_PER_PAGE))
+
+
 def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int, name: str = "zoho-read") -> list[T]:
     """Each task's result, in the tasks' order; ``workers`` at a time. The first error is raised."""
     if not tasks:
@@ -123,13 +161,7 @@ class ReadBack:
 
     def needs_get_by_id(self, module: str, expected: Mapping[str, Any]) -> str | None:
         """Why a record with these expected values must be read whole (``subform`` / ``long_text``), or None."""
-        if set(expected) & self.by_id_only_fields(module):
-            return "subform"
-        for name in set(expected) & self.rich_text_fields(module):
-            value = expected[name]
-            if isinstance(value, str) and len(value) > limits.LIST_RICH_TEXT_CHARS:
-                return "long_text"
-        return None
+        return whole_read_reason(expected, self.by_id_only_fields(module), self.rich_text_fields(module))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -159,10 +191,8 @@ class ReadBack:
             module, whole = request.module, dict(request.whole)
             wanted = list(dict.fromkeys(str(i) for i in request.ids))
             listed = [i for i in wanted if i not in whole]
-            # System keys ("$se_module") are not fields: Zoho sends them with the lookup they qualify.
-            names = sorted(f for f in set(request.fields) - {"id"} if not f.startswith("$")) or ["id"]
-            chunks = [listed[s : s + limits.IDS_PER_GET] for s in range(0, len(listed), limits.IDS_PER_GET)]
-            groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
+            names = read_names(request.fields)
+            chunks, groups = id_chunks(listed), field_groups(names)
             for chunk in chunks:
                 for group in groups:
                     tasks.append(lambda m=module, c=chunk, g=group: self._many(m, c, g))
@@ -214,17 +244,14 @@ class ReadBack:
         return self.read_many([], parents)[1]
 
 
-class ReadStream:
-    """Reads handed in record by record while the caller is still working out the rest: each module's
-    ids go out ``IDS_PER_GET`` at a time as soon as that many are waiting (with the fields those
-    records compare), reads by id and attachment listings at once. ``finish`` sends what is left and
-    returns what :meth:`ReadBack.read_many` would. Only the caller's thread calls ``add``/``finish``.
-    """
+class ReadBatches:
+    """How records handed in one by one become calls, as :class:`ReadStream` sends them: each module's
+    ids ``IDS_PER_GET`` at a time once that many are waiting (with the union of the fields those records
+    compare, in ``FIELDS_PER_GET`` groups), a record that must be read whole by id at once, each parent's
+    listing once. Subclasses say what a call does; every call is counted in ``stats``."""
 
-    def __init__(self, reader: ReadBack) -> None:
-        self.reader = reader
-        self._pool = ThreadPoolExecutor(max_workers=reader.workers, thread_name_prefix="zoho-read")
-        self._futures: list[tuple[str | tuple[str, str], Future[Any]]] = []
+    def __init__(self, stats: ReadStats) -> None:
+        self.stats = stats
         self._waiting: dict[str, list[tuple[str, Collection[str]]]] = {}
         self._seen: set[tuple[str, str]] = set()
         self._parents: set[tuple[str, str]] = set()
@@ -238,9 +265,9 @@ class ReadStream:
             return
         self._seen.add(key)
         if whole is not None:
-            self._futures.append((module, self._pool.submit(self.reader._one, module, str(zoho_id))))
-            self.reader.stats.add(module, records=1, subform_reads=int(whole == "subform"),
-                                  long_text_reads=int(whole == "long_text"))
+            self._one(module, str(zoho_id))
+            self.stats.add(module, records=1, subform_reads=int(whole == "subform"),
+                           long_text_reads=int(whole == "long_text"))
             return
         waiting = self._waiting.setdefault(module, [])
         waiting.append((str(zoho_id), fields))
@@ -250,27 +277,88 @@ class ReadStream:
     def add_parent(self, parent: tuple[str, str]) -> None:
         if parent not in self._parents:
             self._parents.add(parent)
-            self._futures.append((parent, self._pool.submit(self.reader.client.list_attachments, *parent)))
-            self.reader.stats.add("Attachments", attachment_listings=1)
+            self._listing(parent)
+            self.stats.add("Attachments", attachment_listings=1)
 
     def _send(self, module: str) -> None:
         chunk, self._waiting[module] = self._waiting[module], []
         ids = [zoho_id for zoho_id, _ in chunk]
-        names = sorted({f for _, fields in chunk for f in fields if f != "id" and not f.startswith("$")}) or ["id"]
+        names = read_names(f for _, fields in chunk for f in fields)
         self._fields.setdefault(module, set()).update(names)
-        groups = [names[s : s + limits.FIELDS_PER_GET] for s in range(0, len(names), limits.FIELDS_PER_GET)]
+        groups = field_groups(names)
         for group in groups:
-            self._futures.append((module, self._pool.submit(self.reader._many, module, ids, group)))
+            self._many(module, ids, group)
         self._listed[module] = self._listed.get(module, 0) + len(ids)
-        self.reader.stats.add(module, records=len(ids), list_calls=len(groups))
+        self.stats.add(module, records=len(ids), list_calls=len(groups))
+
+    def _flush(self) -> None:
+        for module in [m for m, waiting in self._waiting.items() if waiting]:
+            self._send(module)
+
+    def _count_minimum(self) -> None:
+        for module, n in self._listed.items():
+            self.stats.add(module, minimum=minimum_calls(n, len(self._fields.get(module, ()))))
+
+    # what a call does
+    def _one(self, module: str, zoho_id: str) -> None:
+        raise NotImplementedError
+
+    def _many(self, module: str, ids: list[str], names: list[str]) -> None:
+        raise NotImplementedError
+
+    def _listing(self, parent: tuple[str, str]) -> None:
+        raise NotImplementedError
+
+
+class ReadTally(ReadBatches):
+    """The calls :class:`ReadStream` would make for the same records in the same order, made by no one:
+    the migration estimate counts the diff report's read-back with it before anything is in Zoho."""
+
+    def __init__(self) -> None:
+        super().__init__(ReadStats())
+
+    def _one(self, module: str, zoho_id: str) -> None:
+        pass
+
+    def _many(self, module: str, ids: list[str], names: list[str]) -> None:
+        pass
+
+    def _listing(self, parent: tuple[str, str]) -> None:
+        pass
+
+    def finish(self) -> ReadStats:
+        self._flush()
+        self._count_minimum()
+        return self.stats
+
+
+class ReadStream(ReadBatches):
+    """Reads handed in record by record while the caller is still working out the rest (the batching of
+    :class:`ReadBatches`), sent on ``reader``'s workers as soon as a call is full. ``finish`` sends what is
+    left and returns what :meth:`ReadBack.read_many` would. Only the caller's thread calls ``add``/``finish``.
+    """
+
+    def __init__(self, reader: ReadBack) -> None:
+        super().__init__(reader.stats)
+        self.reader = reader
+        self._pool = ThreadPoolExecutor(max_workers=reader.workers, thread_name_prefix="zoho-read")
+        self._futures: list[tuple[str | tuple[str, str], Future[Any]]] = []
+
+    def _one(self, module: str, zoho_id: str) -> None:
+        self._futures.append((module, self._pool.submit(self.reader._one, module, zoho_id)))
+
+    def _many(self, module: str, ids: list[str], names: list[str]) -> None:
+        self._futures.append((module, self._pool.submit(self.reader._many, module, ids, names)))
+
+    def _listing(self, parent: tuple[str, str]) -> None:
+        self._futures.append((parent, self._pool.submit(self.reader.client.list_attachments, *parent)))
 
     def close(self) -> None:
         """Give up: wait for what is in flight, send nothing more."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def finish(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
-        for module in [m for m, waiting in self._waiting.items() if waiting]:
-            self._send(module)
+        self._flush()
         records: dict[str, dict[str, dict[str, Any]]] = {}
         listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
         try:
@@ -284,6 +372,5 @@ class ReadStream:
                     found.setdefault(zoho_id, {}).update(record)
         finally:
             self.close()
-        for module, n in self._listed.items():
-            self.reader.stats.add(module, minimum=minimum_calls(n, len(self._fields.get(module, ()))))
+        self._count_minimum()
         return records, listings

@@ -4,6 +4,12 @@ Counts only: no value of a record leaves this module. The rules are the loader's
 step slices, the same sample filter, the same "changed since the last load" test, the same
 wave order for links inside a step, the same Bulk Write row test), so the estimate and the run
 agree on what goes.
+
+What the read-back after the load touches is counted here too, with the read-back's own rules
+(``load.readback``): the records of this office per module once the run is done (reconciliation
+reads them by id and counts them), each parent's attachments (listed per parent), and the diff
+report's reads of the rows in scope, batched by a :class:`~dentrix_zoho.load.readback.ReadTally`
+fed in the order the report feeds its stream.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load.bulk_write import csv_record
 from dentrix_zoho.load.context import LOAD_ORDER, LoadStep, steps_for
 from dentrix_zoho.load.links import REQUIRED_LINKS
+from dentrix_zoho.load.readback import ReadStats, ReadTally, whole_read_reason
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import _waves
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
@@ -64,6 +71,22 @@ class MigrationCounts:
     steps: list[StepCounts]
     # Live crosswalk rows per Zoho module before this run (all offices: a module scan reads them all).
     in_zoho: dict[str, int] = field(default_factory=dict)
+    # This office's live crosswalk rows per Zoho module before this run.
+    in_office: dict[str, int] = field(default_factory=dict)
+    # After the run: for each parent of this office holding attachments, how many (listed per parent).
+    attachment_children: list[int] = field(default_factory=list)
+    balances_staged: bool = True  # dentrix.aging is staged: the balance check reads the Contacts
+    # The diff report's reads of the rows in scope once they are loaded, and each parent's attachments.
+    diff_reads: ReadStats = field(default_factory=ReadStats)
+    diff_attachment_children: list[int] = field(default_factory=list)
+
+    def office_after(self, module: str) -> int:
+        """This office's live records of ``module`` once the run has written what it sends."""
+        return self.in_office.get(module, 0) + sum(s.creates for s in self.steps if s.module == module)
+
+    def zoho_after(self, module: str) -> int:
+        """Every office's records of ``module`` in Zoho once the run is done (as far as the ledger knows)."""
+        return self.in_zoho.get(module, 0) + sum(s.creates for s in self.steps if s.module == module)
 
     def step(self, name: str) -> StepCounts:
         return next(s for s in self.steps if s.step == name)
@@ -148,9 +171,64 @@ def _crosswalk(ledger: Ledger | None, office_id: str, rows: Sequence[ShapedRow])
     return found
 
 
+def _is_subform(value: Any) -> bool:
+    """Subform rows (or a multi-select lookup): a list of objects, which only GET by id returns."""
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _expected(step: LoadStep, row: ShapedRow, loadable_parents: set[str]) -> dict[str, Any]:
+    """What the diff report compares for this row once it is loaded (``diff_report._expected``), as far
+    as the shaped row tells: the payload's fields (Source_System_ID under any API name: one field), the
+    links whose target will be in Zoho, the owner. Values only where they decide how it is read."""
+    if step.kind == "notes":
+        out: dict[str, Any] = {"Note_Title": None, "Note_Content": row.record.get("Note_Content")}
+    else:
+        out = {k: v for k, v in row.record.items() if k != "Migration_Run_ID"}
+        out["Source_System_ID"] = row.source_id
+    for name, link in row.links.items():
+        if not isinstance(link, dict):
+            continue
+        if name == "Owner" or str(link.get("source_id")) in loadable_parents:
+            if step.kind != "notes" or name == "Parent_Id":
+                out[name] = {"id": "0"}
+            if name == "What_Id":
+                out["$se_module"] = str(link.get("module") or "")
+    return out
+
+
+def _parent_key(row: ShapedRow) -> tuple[str, str] | None:
+    link = row.links.get("Parent_Id")
+    if not isinstance(link, dict) or not link.get("source_id"):
+        return None
+    return str(link.get("module") or ""), str(link["source_id"])
+
+
+def _tally_reads(step: LoadStep, rows: Sequence[ShapedRow], read: set[str], loadable_parents: set[str],
+                 tally: ReadTally, children: dict[tuple[str, str], int]) -> None:
+    """The diff report's reads of this step's rows that Zoho will hold, in the report's order."""
+    for row in rows:
+        if row.source_id not in read:
+            continue
+        if step.kind == "attachments":
+            parent = _parent_key(row)
+            if parent is not None:
+                tally.add_parent(parent)
+                children[parent] = children.get(parent, 0) + 1
+            continue
+        expected = _expected(step, row, loadable_parents)
+        by_id_only = {k for k, v in expected.items() if _is_subform(v)}
+        # Rich text is known only from Zoho's field metadata: nothing the shaped row says is read as such.
+        tally.add(step.module, row.source_id, expected, whole_read_reason(expected, by_id_only, ()))
+
+
 def count_step(step: LoadStep, rows: list[ShapedRow], *, office_id: str, ledger: Ledger | None,
-               loadable_parents: set[str], live_parents: set[str] = frozenset()) -> StepCounts:  # type: ignore[assignment]
-    """``loadable_parents``: Contacts/Leads this run loads or Zoho holds; ``live_parents``: those Zoho holds."""
+               loadable_parents: set[str], live_parents: set[str] = frozenset(),  # type: ignore[assignment]
+               reads: ReadTally | None = None, read_children: dict[tuple[str, str], int] | None = None,
+               new_children: dict[str, int] | None = None) -> StepCounts:
+    """``loadable_parents``: Contacts/Leads this run loads or Zoho holds; ``live_parents``: those Zoho holds.
+    ``reads``: the diff report's reads of the rows Zoho will hold are counted into it (attachments
+    per parent, also counted into ``read_children``). ``new_children``: attachments this run creates,
+    counted per parent source id."""
     counts = StepCounts(step.name, step.module, step.kind, shaped=len(rows))
     changed_ids = _changed(ledger, office_id, rows)
     to_send = [r for r in rows if r.source_id in changed_ids]
@@ -159,6 +237,10 @@ def count_step(step: LoadStep, rows: list[ShapedRow], *, office_id: str, ledger:
     counts.lacking = sum(1 for r in to_send if r.source_id not in crosswalk)
     going: list[ShapedRow] = []
     for row in to_send:
+        # The loader reads the stamps of every changed row it wrote before, held back or not.
+        x = crosswalk.get(row.source_id)
+        if step.kind == "upsert" and x is not None and x.zoho_modified_time:
+            counts.stamped_updates += 1
         missing_parent = any(
             isinstance(link, dict) and name in REQUIRED_LINKS and str(link.get("source_id")) not in loadable_parents
             for name, link in row.links.items()
@@ -171,13 +253,19 @@ def count_step(step: LoadStep, rows: list[ShapedRow], *, office_id: str, ledger:
         x = crosswalk.get(row.source_id)
         if x is None:
             counts.creates += 1
+            parent = _parent_key(row) if step.kind == "attachments" else None
+            if parent is not None and new_children is not None:
+                new_children[parent[1]] = new_children.get(parent[1], 0) + 1
             continue
         counts.updates += 1
-        if step.kind == "upsert" and x.zoho_modified_time:
-            counts.stamped_updates += 1
-        if step.kind == "upsert" and any(isinstance(v, list) and v and isinstance(v[0], dict)
-                                          for v in row.record.values()):
+        if step.kind == "upsert" and any(_is_subform(v) for v in row.record.values()):
             counts.subform_updates += 1
+    if reads is not None:
+        # Zoho holds the unchanged rows, the rows sent now, and the held-back rows it held before.
+        read = {r.source_id for r in rows if r.source_id not in changed_ids}
+        read |= {r.source_id for r in going} | set(crosswalk)
+        _tally_reads(step, rows, read, loadable_parents, reads,
+                     read_children if read_children is not None else {})
     if step.kind == "upsert":
         waves = _waves(going, _KnownParents(set(live_parents)))  # type: ignore[arg-type]
         supported = step.module not in limits.BULK_WRITE_UNSUPPORTED_MODULES
@@ -217,6 +305,7 @@ def count_migration(
             sample_ids = frozenset(r[0] for r in con.execute(
                 f"SELECT source_id FROM {OUTPUT_SCHEMA}.sample_patients").fetchall())
         parents = _parent_ids(con, office_id)
+        balances_staged = table_exists(con, "aging", schema="dentrix")
         per_step = {step.name: (step, read_step_rows(con, step, office_id, sample=sample_ids))
                     for name in steps for step in steps_for(name)}
     if require_shaped and not any(rows for _, rows in per_step.values()):
@@ -225,16 +314,34 @@ def count_migration(
         parents = {r.source_id for name in ("responsible_parties", "patients", "leads") if name in per_step
                    for r in per_step[name][1]}
     live_parents: set[str] = set()
+    attachment_children: dict[str, int] = {}  # parent source id -> attachments after the run
     if ledger is not None:
+        parent_sid: dict[str, str] = {}
         for module in ("Contacts", "Leads"):
-            live_parents |= {r.source_id for r in ledger.crosswalk_rows(module=module, office_id=office_id,
-                                                                       deleted=False)}
+            for r in ledger.crosswalk_rows(module=module, office_id=office_id, deleted=False):
+                live_parents.add(r.source_id)
+                parent_sid[r.zoho_id] = r.source_id
         for module in {steps_for(name)[0].module for name in steps}:
             out.in_zoho[module] = sum(1 for _ in ledger.crosswalk_rows(module=module, deleted=False))
+            office_rows = list(ledger.crosswalk_rows(module=module, office_id=office_id, deleted=False))
+            out.in_office[module] = len(office_rows)
+            if module == "Attachments":
+                for r in office_rows:
+                    sid = parent_sid.get(r.parent_zoho_id or "")
+                    if sid is not None:  # reconciliation lists only live parents of ours
+                        attachment_children[sid] = attachment_children.get(sid, 0) + 1
+    reads = ReadTally()
+    read_children: dict[tuple[str, str], int] = {}
     for step, rows in per_step.values():
         out.steps.append(count_step(step, rows, office_id=office_id, ledger=ledger,
-                                    loadable_parents=parents | live_parents, live_parents=live_parents))
+                                    loadable_parents=parents | live_parents, live_parents=live_parents,
+                                    reads=reads, read_children=read_children, new_children=attachment_children))
+    out.attachment_children = sorted(attachment_children.values())
+    out.diff_reads = reads.finish()
+    out.diff_attachment_children = sorted(read_children.values())
+    out.balances_staged = balances_staged
     return out
+
 
 
 def _first_command(office_id: str, staged: bool) -> str:

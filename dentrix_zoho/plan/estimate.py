@@ -4,7 +4,13 @@ From the counts of what would be sent (``plan.counts``), phase by phase as the l
 works: schema set-up, owner resolution, per step the pre-scan for records we do not know, the
 human-edit check and the subform emptying of a re-run, the writes (record API or Bulk Write, as
 ``zoho.planning.choose_write_path`` decides), the uploads, then reconciliation and (sample only)
-the diff report's read-back. Every Zoho number comes from ``zoho.limits``.
+the diff report's read-back. Every Zoho number comes from ``zoho.limits``; reads are counted with
+the read-back's own rules (``load.readback``: ``IDS_PER_GET`` ids and ``FIELDS_PER_GET`` fields a
+multi-id GET, reads by id of records with subform rows, one listing per parent).
+
+Reconciliation, as ``load.reconcile`` reads: a COQL ``COUNT`` per keyed module, the org's notes a
+page at a time, each parent's attachments listed, the office's Events/Tasks/Calls and Notes read by
+id for their parent lookup, and its Contacts for ``Balance_Due``.
 
 Wall time = sum over phases of ceil(calls / usable concurrency) x latency: usable concurrency is
 the edition's (or a lower override), at most 10 for heavy calls (writes of more than 10 records,
@@ -23,7 +29,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
+from dentrix_zoho.load.readback import listing_calls, minimum_calls, read_names
+from dentrix_zoho.load.schema_setup import KEYED_MODULES
 from dentrix_zoho.load.upserts import COQL_LOOKUP_MAX  # below it the pre-scan is COQL, above a module scan
+from dentrix_zoho.load.zoho_reads import STAMP_FIELDS
 from dentrix_zoho.plan.counts import MigrationCounts, StepCounts
 from dentrix_zoho.zoho import limits
 from dentrix_zoho.zoho.config import ZohoConfig
@@ -317,10 +327,11 @@ def _upsert_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan, scan
                               heavy=False, parallel=False))
     if not c.to_send:
         return out
-    if c.stamped_updates:  # COQL by id, 50 a call, and once per run who we are
-        calls = _coql_calls(c.stamped_updates) + 1
-        out.append(_phase("human-edit check", m, s, calls, _coql_in_credits(c.stamped_updates) + 1, inputs,
-                          heavy=True, parallel=False))
+    if c.stamped_updates:  # Modified_Time/By by multi-id GETs (zoho_reads.current_stamps), once who we are
+        reads = minimum_calls(c.stamped_updates, len(STAMP_FIELDS))
+        out.append(_phase("human-edit check", m, s, reads, reads * limits.CREDITS_DEFAULT, inputs,
+                          heavy=False, parallel=True))
+        out.append(_phase("human-edit check", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
     # The module's field metadata (subforms, Bulk Write types): once per client, one client per load step.
     out.append(_phase("metadata", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
     if c.subform_updates:
@@ -404,18 +415,58 @@ def _child_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan) -> li
     return out
 
 
-def _readback_phases(counts: MigrationCounts, modules: dict[str, ModulePlan], inputs: EstimateInputs,
-                     phase: str) -> list[PhaseCost]:
-    """Read every loaded record back, 200 a page per module (the batched reads of reconciliation and
-    of the diff report)."""
-    out = []
-    for module, plan in modules.items():
-        total = counts.in_zoho.get(module, 0) + sum(s.creates for s in counts.steps if s.module == module)
-        if total <= 0:
-            continue
-        pages = _pages(total)
-        out.append(_phase(phase, module, None, pages, pages * limits.CREDITS_DEFAULT, inputs,
-                          heavy=False, parallel=False))
+# What reconciliation reads by id (load.reconcile): Events/Tasks/Calls for their parent lookup, Notes
+# for theirs, Contacts for the balance; Source_System_ID under whatever API name Zoho gave it.
+PARENT_CHECK_FIELDS = read_names(["Source_System_ID", "Who_Id", "What_Id"])
+NOTE_CHECK_FIELDS = read_names(["Parent_Id"])
+BALANCE_CHECK_FIELDS = read_names(["Source_System_ID", "Balance_Due"])
+ACTIVITY_MODULES = ("Events", "Tasks", "Calls")
+
+
+def _reconciliation_phases(counts: MigrationCounts, inputs: EstimateInputs) -> list[PhaseCost]:
+    """The reads of ``load.reconcile`` once the run has written what it sends (``counts.office_after``)."""
+    phase = "reconciliation"
+    out: list[PhaseCost] = []
+    # zoho_counts: one COQL COUNT per keyed module (one row back, the lowest COQL tier), one at a time.
+    for module in KEYED_MODULES:
+        out.append(_phase(phase, module, None, 1, limits.coql_credits(1), inputs, heavy=True, parallel=False))
+    # The org's notes, a page at a time (one call even when there are none), and each parent's attachments.
+    pages = _pages(counts.zoho_after("Notes"))
+    out.append(_phase(phase, "Notes", None, pages, pages * limits.CREDITS_DEFAULT, inputs, heavy=False,
+                      parallel=False))
+    listings = sum(listing_calls(n) for n in counts.attachment_children)
+    if listings:
+        out.append(_phase(phase, "Attachments", None, listings, listings * limits.CREDITS_DEFAULT, inputs,
+                          heavy=False, parallel=True))
+    # parents_resolve and balances: the office's records by multi-id GET.
+    reads = [(m, counts.office_after(m), PARENT_CHECK_FIELDS) for m in ACTIVITY_MODULES]
+    reads.append(("Notes", counts.office_after("Notes"), NOTE_CHECK_FIELDS))
+    if counts.balances_staged:
+        reads.append(("Contacts", counts.office_after("Contacts"), BALANCE_CHECK_FIELDS))
+    for module, records, names in reads:
+        calls = minimum_calls(records, len(names))
+        if calls:
+            out.append(_phase(phase, module, None, calls, calls * limits.CREDITS_DEFAULT, inputs, heavy=False,
+                              parallel=True))
+    return out
+
+
+def _diff_report_phases(counts: MigrationCounts, inputs: EstimateInputs) -> list[PhaseCost]:
+    """The diff report's read-back (``load.diff_report``), counted by ``counts.diff_reads``: each module's
+    field metadata, multi-id GETs, reads by id of records with subform rows, one listing per parent."""
+    phase = "diff report read-back"
+    out: list[PhaseCost] = []
+    for module in dict.fromkeys(LOAD_STEPS[n].module for n in LOAD_ORDER if LOAD_STEPS[n].kind != "attachments"):
+        out.append(_phase(phase, module, None, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=True))
+    for module, kinds in counts.diff_reads.by_module.items():
+        calls = sum(kinds.get(k, 0) for k in ("list_calls", "subform_reads", "long_text_reads"))
+        if calls:
+            out.append(_phase(phase, module, None, calls, calls * limits.CREDITS_DEFAULT, inputs, heavy=False,
+                              parallel=True))
+    listings = sum(listing_calls(n) for n in counts.diff_attachment_children)
+    if listings:
+        out.append(_phase(phase, "Attachments", None, listings, listings * limits.CREDITS_DEFAULT, inputs,
+                          heavy=False, parallel=True))
     return out
 
 
@@ -442,9 +493,9 @@ def estimate_phases(counts: MigrationCounts, inputs: EstimateInputs, *, load_onl
         else:
             phases += _child_phases(c, inputs, plan)
     if not load_only:
-        phases += _readback_phases(counts, modules, inputs, "reconciliation")
+        phases += _reconciliation_phases(counts, inputs)
         if inputs.scope == "sample":
-            phases += _readback_phases(counts, modules, inputs, "diff report read-back")
+            phases += _diff_report_phases(counts, inputs)
     for p in phases:
         if p.module in modules:
             modules[p.module].calls += p.calls
@@ -505,7 +556,12 @@ def _notes(inputs: EstimateInputs, counts: MigrationCounts) -> list[str]:
         "Counts are what the loader would send now: rows unchanged since the last load are not sent; a "
         "required parent not loaded, or a missing or over-limit file, is held back (quarantined at load).",
         "Not predictable here, so not counted: retries, records Zoho rejects and the calls that isolate them, "
-        "and pre-images of records that existed in Zoho before us.",
+        "pre-images of records that existed in Zoho before us, notes in the org that are not ours (reconciliation "
+        "pages through all of them), a second count when Zoho's count lags fresh writes, reads by id where Zoho "
+        "refuses a list (403), and rich text longer than a list shows (known only from Zoho's field metadata).",
+        "Read-back as the code reads: multi-id GETs of at most "
+        f"{limits.IDS_PER_GET} ids and {limits.FIELDS_PER_GET} fields, a read by id for each record with subform "
+        "rows, one attachment listing per parent, a COQL COUNT per keyed module.",
         f"Reserve {inputs.reserve:.0%}: the run itself keeps it only with ZOHO_CREDIT_RESERVE="
         f"{0 if daily is None else int(daily * inputs.reserve)} (the client's reserve, in credits).",
         f"Under pause the client waits at most {max_wait_h:.0f} h in all for credits; a longer migration stops "

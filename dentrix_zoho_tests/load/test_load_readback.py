@@ -17,6 +17,8 @@ from dentrix_zoho.load import diff_report
 from dentrix_zoho.load.readback import ReadBack
 from dentrix_zoho.load.reconcile import reconcile_balances, reconcile_parents, reconcile_zoho_counts
 from dentrix_zoho.load.zoho_reads import current_stamps
+from dentrix_zoho.plan.counts import count_migration
+from dentrix_zoho.plan.estimate import EstimateInputs, estimate_phases
 from dentrix_zoho.zoho import ZohoClient, ZohoConfig, limits
 from dentrix_zoho.zoho.events import ApiCallEvent
 
@@ -94,6 +96,41 @@ class _OneGetPerRecord:
             if record is not None:
                 records.setdefault(module, {})[zoho_id] = record
         return records, {p: client.list_attachments(*p) for p in self.parents}
+
+
+def _emulator_calls(handle: Any) -> Counter[str]:
+    """What the emulator itself counted, by route (token calls are not API calls)."""
+    return Counter({k: v for k, v in handle.usage()["calls"].items() if "oauth" not in k and "__emulator__" not in k})
+
+
+def test_the_estimate_predicts_the_read_back_the_emulator_counts(loaded: dict[str, Any], tmp_path: Path) -> None:
+    """The estimate's reconciliation and diff-report phases, counted before the load from the shaped rows
+    alone, against the calls the emulator answered for them: equal, route by route in total."""
+    world, handle = loaded["world"], loaded["handle"]
+    counts = count_migration(world.duckdb_path, "office-1")  # as the estimate sees it before the first run
+    phases, _ = estimate_phases(counts, EstimateInputs.build(edition="enterprise", users=5, scope="sample"))
+    predicted = Counter()
+    for p in phases:
+        predicted[p.phase] += p.calls
+    assert predicted["diff report read-back"] > 0 and predicted["reconciliation"] > 0
+
+    counting = Counting(handle)  # a fresh client, as the Dagster asset has: field metadata not cached
+    before = _emulator_calls(handle)
+    summary = diff_report.write_diff_report(counting.context(world), tmp_path / "report")
+    used_diff = _emulator_calls(handle) - before
+    assert summary.subform_reads > 0 and summary.attachment_listings > 0
+    assert sum(used_diff.values()) == predicted["diff report read-back"], used_diff
+
+    counting = Counting(handle)
+    before = _emulator_calls(handle)
+    reconcile_zoho_counts(counting.client, world.ledger, "office-1", world.schema, attempts=1, recheck_seconds=0)
+    reconcile_parents(counting.client, world.ledger, "office-1", world.schema)
+    reconcile_balances(world.duckdb_path, counting.client, world.ledger, "office-1", world.schema)
+    used_recon = _emulator_calls(handle) - before
+    assert sum(used_recon.values()) == predicted["reconciliation"], used_recon
+    # and the client saw every call the emulator answered (the per-module counts below rest on it)
+    api = [e for e in counting.events if e.outcome != "retry" and "oauth" not in e.path_template]
+    assert len(api) == sum(used_recon.values())
 
 
 def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(

@@ -32,11 +32,14 @@ def test_counts_of_the_hand_built_office(office_home: Any) -> None:
 #   responsible parties, patients, events: a COQL pre-scan, the module's field metadata,
 #     one upsert call each (1, 2, 2 records: 1 credit each)                          3 x 3 calls
 #   notes: one call of 2 notes; attachments: one upload (the two held-back files go nowhere)   2 calls
-#   reconciliation: one page each of Contacts (3), Events (2), Notes (2), Attachments (1)       4 calls
+#   reconciliation (load.reconcile): a COQL COUNT for each of the 5 keyed modules, one page of the
+#     org's notes, one attachment listing (patient 2, the only parent with a file), one multi-id
+#     read of the 2 events and one of the 2 notes; no aging staged, so no balance read     9 calls
 # Every call costs 1 credit here (no write call carries more than 10 records).
-HAND_CALLS = 1 + 9 + 2 + 4
-SEQUENTIAL = 1 + 3 + 3 + 4  # owners, pre-scans, metadata, reconciliation: one call at a time
-PARALLEL_ROUNDS = 5  # the five write/upload phases, one call each
+HAND_CALLS = 1 + 9 + 2 + 9
+# owners, pre-scans, metadata, the 5 COUNTs and the notes page: one call at a time
+SEQUENTIAL = 1 + 3 + 3 + 5 + 1
+PARALLEL_ROUNDS = 5 + 3  # the five write/upload phases and the three reconciliation reads, one call each
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -83,12 +86,17 @@ def test_wall_time_follows_the_edition_and_the_cap_on_heavy_calls(edition: str, 
     assert phases["uploads"].seconds == pytest.approx(math.ceil(100 / light) * 0.2)
 
 
+# Reconciliation of N notes and nothing else: 5 COUNTs, the org's notes 200 a page, our notes 100 ids a read.
+def _reconcile_notes(n: int) -> int:
+    return 5 + max(1, math.ceil(n / 200)) + math.ceil(n / 100)
+
+
 def test_several_days_on_a_small_budget_pause_or_refuse() -> None:
     counts = _counts(notes=50_000)
-    # 500 calls of 100 notes (10 credits each), one users page, 250 reconciliation pages of Notes
-    hand = 500 * 10 + 1 + 250
+    # 500 calls of 100 notes (10 credits each), one users page, reconciliation 5 + 250 + 500 calls
+    hand = 500 * 10 + 1 + _reconcile_notes(50_000)
     paused = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="pause"))
-    assert paused.credits == hand and paused.calls == 500 + 1 + 250
+    assert paused.credits == hand and paused.calls == 500 + 1 + _reconcile_notes(50_000)
     assert paused.inputs.usable_credits_per_day == 4_000  # Free: 5,000 less the 20 % reserve
     assert paused.verdict == "needs_days" and paused.days == math.ceil(hand / 4_000) == 2
     assert paused.verdict_text.startswith("needs 2 days: run with pause") and paused.exit_code == 3
@@ -102,7 +110,9 @@ def test_several_days_on_a_small_budget_pause_or_refuse() -> None:
 
 def test_more_than_thirty_days_cannot_run_and_names_the_settings() -> None:
     counts = _counts(events=1_300_000)
-    hand = 13_000 * 10 + 1 + 1 + 6_500  # writes, users page, the module's metadata, reconciliation pages
+    # writes, users page, the module's metadata; reconciliation: 5 COUNTs, one (empty) notes page, the
+    # events read back 100 ids a call
+    hand = 13_000 * 10 + 1 + 1 + 5 + 1 + 13_000
     estimate = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="pause"))
     assert estimate.credits == hand
     assert estimate.verdict == "cannot_run" and estimate.exit_code == 2
@@ -160,3 +170,42 @@ def test_nothing_shaped_says_what_to_run_first(tmp_path: Path) -> None:
     duckdb.connect(str(tmp_path / "staging.duckdb")).close()
     with pytest.raises(NothingShaped, match="dentrix-zoho stage"):
         count_migration(tmp_path / "staging.duckdb", OFFICE)
+
+
+# The same office as a sample of its three patients: the load and reconciliation as above, and the diff
+# report's read-back (load.diff_report): the field metadata of the six modules it compares (one call
+# each), the guarantor by id (insurance subform rows: only GET by id returns them), patients 2 and 3 in
+# one multi-id GET, the 2 events in one, the 2 notes in one, and patient 2's attachments listed once.
+HAND_DIFF_CALLS = 6 + 1 + 1 + 1 + 1 + 1
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_sample_scope_adds_the_diff_reports_read_back(office_home: Any, edition: str) -> None:
+    sample = {f"{OFFICE}:patient:{n}" for n in (1, 2, 3)}
+    counts = count_migration(office_home() / "staging.duckdb", OFFICE, scope="sample", sample=sample)
+    estimate = estimate_migration(counts, EstimateInputs.build(edition=edition, users=5, scope="sample"))
+    phases = estimate.by_phase()
+    assert phases["diff report read-back"]["calls"] == phases["diff report read-back"]["credits"] == HAND_DIFF_CALLS
+    assert estimate.calls == HAND_CALLS + HAND_DIFF_CALLS
+    reads = counts.diff_reads
+    assert (reads.records, reads.list_calls, reads.subform_reads, reads.attachment_listings) == (7, 3, 1, 1)
+    assert reads.minimum == 3  # the multi-id GETs are the fewest possible
+    assert estimate.verdict == "fits"
+
+
+def test_the_human_edit_check_reads_stamps_100_ids_a_call() -> None:
+    """A re-run of 250 changed events we wrote before: their Modified_Time/By by 3 multi-id GETs, and once
+    who we are; then 3 update calls (25 credits for 250 records)."""
+    step = StepCounts("events", "Events", "upsert", shaped=250, updates=250, stamped_updates=250,
+                      waves=[250], bulk_carriable=[0])
+    estimate = estimate_migration(MigrationCounts(OFFICE, "full", [step], in_zoho={"Events": 250},
+                                                  in_office={"Events": 250}),
+                                  EstimateInputs.build(edition="enterprise"))
+    check = [p for p in estimate.phases if p.phase == "human-edit check"]
+    assert sum(p.calls for p in check) == sum(p.credits for p in check) == math.ceil(250 / limits.IDS_PER_GET) + 1
+    assert not any(p.heavy for p in check)  # a multi-id GET is not one of Zoho's "complex" calls
+    writes = [p for p in estimate.phases if p.phase == "record writes"]
+    assert (sum(p.calls for p in writes), sum(p.credits for p in writes)) == (3, 25)
+    # reconciliation reads the office's 250 events back: 3 multi-id GETs
+    recon = [p for p in estimate.phases if p.phase == "reconciliation" and p.module == "Events"]
+    assert sum(p.calls for p in recon) == 1 + 3  # its COUNT and the parent-lookup reads
