@@ -310,27 +310,6 @@ def office_state_dir(home: Path, office_id: str) -> Path:
     return Path(home).expanduser().resolve() / OFFICES_DIR / office_id
 
 
-def load_offices(environ: Mapping[str, str] | None = None) -> Offices:
-    """The offices: from the offices file when there is one, else the single office of the environment."""
-    from dentrix_zoho.settings import load_settings
-
-    env = os.environ if environ is None else environ
-    settings = load_settings(dict(env))
-    home = settings.home.expanduser().resolve()
-    path, named = offices_file_path(home, env)
-    if not path.exists():
-        if named:
-            raise OfficesError(f"{path}: no such offices file ({ENV_FILE} names it)")
-        single = Office(
-            office_id=settings.office_id,
-            state_dir=home,
-            image_dir=settings.resolved_image_dir(),
-            provider_map=settings.resolved_provider_map(),
-        )
-        return Offices(home=home, file=None, by_id={single.office_id: single})
-    return read_offices_file(path, home)
-
-
 def read_offices_file(path: Path, home: Path) -> Offices:
     """Parse and validate ``path``; every error names the file, the line and the key."""
     path = Path(path)

@@ -10,8 +10,12 @@ import os
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
+
+if TYPE_CHECKING:
+    from dentrix_zoho.offices import Offices
 
 DEFAULT_HOME = ".dentrix_zoho"
 DEFAULT_OFFICE = "office-1"
@@ -78,8 +82,6 @@ class Settings(BaseModel):
 
         Without a file only the environment's office exists: naming another is an error.
         """
-        from dentrix_zoho.offices import load_offices
-
         offices = load_offices(self._environ)
         office = offices.select(office_id, self._environ)
         if not offices.from_file:
@@ -147,6 +149,28 @@ def _read(env: Mapping[str, str]) -> Settings:
         provider_map=Path(env["DENTRIX_PROVIDER_MAP"]) if env.get("DENTRIX_PROVIDER_MAP") else None,
         as_of=date.fromisoformat(env["DENTRIX_AS_OF"]) if env.get("DENTRIX_AS_OF") else None,
     )
+
+
+def load_offices(environ: Mapping[str, str] | None = None) -> Offices:
+    """The offices: from the offices file when there is one, else the single office of the environment."""
+    # Imported here: the offices model pulls in the cutover package, which most commands never need.
+    from dentrix_zoho.offices import ENV_FILE, Office, Offices, OfficesError, offices_file_path, read_offices_file
+
+    env = os.environ if environ is None else environ
+    settings = _read(env)
+    home = settings.home.expanduser().resolve()
+    path, named = offices_file_path(home, env)
+    if not path.exists():
+        if named:
+            raise OfficesError(f"{path}: no such offices file ({ENV_FILE} names it)")
+        single = Office(
+            office_id=settings.office_id,
+            state_dir=home,
+            image_dir=settings.resolved_image_dir(),
+            provider_map=settings.resolved_provider_map(),
+        )
+        return Offices(home=home, file=None, by_id={single.office_id: single})
+    return read_offices_file(path, home)
 
 
 def practice_sidecars(db_path: Path) -> dict[str, Path]:

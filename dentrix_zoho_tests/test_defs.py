@@ -85,10 +85,12 @@ def test_cutover_sensor_and_schedule_target_the_delta_job() -> None:
 #   UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest dentrix_zoho_tests/test_defs.py -k snapshot
 # then review the diff of dentrix_zoho_tests/snapshots/asset_graph.json with the change.
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+# The same graph with an offices file: every asset and check partitioned by office.
+OFFICES_SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph_offices.json"
 
 
-def asset_graph_snapshot() -> dict[str, object]:
-    graph = load_defs().resolve_asset_graph()
+def asset_graph_snapshot(defs: dg.Definitions | None = None) -> dict[str, object]:
+    graph = (defs or load_defs()).resolve_asset_graph()
     assets: dict[str, object] = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
@@ -101,18 +103,81 @@ def asset_graph_snapshot() -> dict[str, object]:
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "partitions": None if node.partitions_def is None else str(node.partitions_def),
             "checks": sorted(c.name for c in node.check_keys),
+            "check_partitions": sorted({str(graph.get_check_spec(c).partitions_def) for c in node.check_keys}),
             "has_description": bool(node.description),
         }
     return assets
 
 
-def test_asset_graph_matches_its_snapshot() -> None:
-    current = asset_graph_snapshot()
+def _matches(current: dict[str, object], snapshot: Path) -> None:
     if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    assert current == json.loads(SNAPSHOT.read_text(encoding="utf-8")), (
+        snapshot.parent.mkdir(exist_ok=True)
+        snapshot.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    assert current == json.loads(snapshot.read_text(encoding="utf-8")), (
         "the asset graph changed: if intended, regenerate the snapshot (see SNAPSHOT above) and review its diff")
+
+
+def test_asset_graph_matches_its_snapshot() -> None:
+    _matches(asset_graph_snapshot(), SNAPSHOT)
+
+
+OFFICES_YAML = """\
+offices:
+  north:
+    dentrix: {url: "sqlite:///north.db"}
+    time_zone: America/Denver
+  south:
+    dentrix: {odbc: "DSN=south;UID=dx", password_env: SOUTH_PWD}
+    time_zone: America/Chicago
+"""
+
+
+@pytest.fixture()
+def offices_defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
+    from dentrix_zoho.definitions import build_definitions
+
+    for name in [k for k in os.environ if k.startswith(("DENTRIX_", "ZOHO_"))]:
+        monkeypatch.delenv(name)
+    (tmp_path / "offices.yaml").write_text(OFFICES_YAML, encoding="utf-8")
+    monkeypatch.setenv("DENTRIX_ZOHO_HOME", str(tmp_path))
+    return build_definitions()
+
+
+def test_with_an_offices_file_the_graph_is_the_same_partitioned_by_office(offices_defs: dg.Definitions) -> None:
+    offices = asset_graph_snapshot(offices_defs)
+    _matches(offices, OFFICES_SNAPSHOT)
+    default = asset_graph_snapshot()
+    assert set(offices) == set(default)
+    partitioned = 'Dynamic partitions: "offices"'
+    for key, node in offices.items():
+        assert node["partitions"] == partitioned, key  # type: ignore[index]
+        assert node["check_partitions"] in ([], [partitioned]), key  # type: ignore[index]
+        unpartitioned = {**node, "partitions": None, "check_partitions": [] if not node["checks"] else ["None"]}  # type: ignore[index, dict-item]
+        assert unpartitioned == default[key], key
+
+
+def test_with_an_offices_file_every_job_is_per_office(offices_defs: dg.Definitions) -> None:
+    for job in ("stage_and_audit", "sample_migration", "full_migration", "delta_migration", "rollback_migration"):
+        partitions = offices_defs.resolve_job_def(job).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "offices", job
+    repo = offices_defs.get_repository_def()
+    assert sorted(s.name for s in repo.sensor_defs) == ["cutover_delta_sensor", "offices_sensor"]
+    assert [s.job_name for s in repo.sensor_defs if s.name == "cutover_delta_sensor"] == ["delta_migration"]
+    assert [s.job_name for s in repo.schedule_defs] == ["delta_migration"]
+    # Each office writes its own DuckDB: no shared writer pool holds the offices back from each other.
+    graph = offices_defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert "duckdb_writer" not in node.pools, key
+        if key.path[0] == "zoho_load" and key.path[-1] != "mapping_approval":
+            assert len(node.pools) == 1 and next(iter(node.pools)).startswith("zoho_api_"), key
+
+
+def test_without_an_offices_file_nothing_is_partitioned() -> None:
+    defs = load_defs()
+    graph = defs.resolve_asset_graph()
+    assert all(graph.get(k).partitions_def is None for k in graph.get_all_asset_keys())
+    assert {s.name for s in defs.get_repository_def().sensor_defs} == {"cutover_delta_sensor"}
 
 
 def test_load_chain_reads_left_to_right() -> None:
@@ -140,10 +205,14 @@ def test_every_asset_and_check_says_what_it_does() -> None:
 
 
 @pytest.mark.slow
-def test_dagster_definitions_validate() -> None:
+@pytest.mark.parametrize("with_offices", [False, True], ids=["one office", "offices file"])
+def test_dagster_definitions_validate(with_offices: bool, tmp_path: Path) -> None:
     """What `dagster definitions validate` checks on a clean clone: the code location loads and validates."""
     exe = Path(sys.executable).parent / "dagster"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "DENTRIX_", "DAGSTER_"))}
+    if with_offices:
+        (tmp_path / "offices.yaml").write_text(OFFICES_YAML, encoding="utf-8")
+        env["DENTRIX_ZOHO_HOME"] = str(tmp_path)
     done = subprocess.run([str(exe), "definitions", "validate", "-m", "dentrix_zoho.definitions"],
                           cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

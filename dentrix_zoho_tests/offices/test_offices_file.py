@@ -11,10 +11,9 @@ from dentrix_zoho.offices import (
     DentrixConnectionSpec,
     OfficeConnectionError,
     OfficesError,
-    load_offices,
     read_offices_file,
 )
-from dentrix_zoho.settings import load_settings
+from dentrix_zoho.settings import load_offices, load_settings
 
 GOOD = """\
 offices:

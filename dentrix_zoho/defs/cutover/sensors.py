@@ -26,6 +26,7 @@ from dentrix_zoho.cutover.window import (
     load_cutover_window,
 )
 from dentrix_zoho.defs.source.resources import DentrixSourceResource
+from dentrix_zoho.defs.workspace_resource import OfficeScope, WorkspaceResource
 from dentrix_zoho.source.connection import DentrixConnection
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
     AnyJob: TypeAlias = dg.JobDefinition | UnresolvedAssetJobDefinition
+
+    from dentrix_zoho.offices import Offices
 
 log = logging.getLogger(__name__)
 
@@ -135,5 +138,92 @@ def build_cutover_sensor(
             },
         )
         return dg.SensorResult(run_requests=[request], cursor=fingerprint_to_json(fingerprint))
+
+    return cutover_sensor
+
+
+OfficesNow = Callable[[WorkspaceResource], "Offices"]
+
+
+def build_office_cutover_sensor(
+    job: AnyJob,
+    offices_loader: OfficesNow,
+    fingerprint_fn: FingerprintFn = change_fingerprint,
+    *,
+    objects: Iterable[str] = DEFAULT_PROBE_OBJECTS,
+    clock: Clock = utc_now,
+    name: str = "cutover_delta_sensor",
+    minimum_interval_seconds: int = DEFAULT_POLL_SECONDS,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """With an offices file: each office's own window and fingerprint, a delta run for its partition.
+
+    The cursor maps office id -> the JSON of its last fingerprint that led to a run request. An office
+    whose Dentrix cannot be reached is reported and skipped; the others are still probed.
+    """
+    import json
+
+    from dentrix_zoho.defs.offices import OFFICES_PARTITIONS_NAME
+
+    probed = tuple(objects)
+
+    @dg.sensor(
+        job=job,
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=(
+            "For each office whose cutover window (offices file) is open, probes its Dentrix (max modified "
+            "time and row count per table) and requests a delta run of its partition when anything changed."
+        ),
+    )
+    def cutover_sensor(
+        context: dg.SensorEvaluationContext, dentrix: DentrixSourceResource, workspace: WorkspaceResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        offices = offices_loader(workspace)
+        partitions = set(context.instance.get_dynamic_partitions(OFFICES_PARTITIONS_NAME))
+        cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        now = clock()
+        requests: list[dg.RunRequest] = []
+        skipped: list[str] = []
+        for office in offices:
+            if office.cutover is None:
+                skipped.append(f"{office.office_id}: no cutover window")
+                continue
+            state = office.cutover.state(now)
+            if not state.open:
+                skipped.append(f"{office.office_id}: {state.reason}")
+                continue
+            if office.office_id not in partitions:
+                skipped.append(f"{office.office_id}: no partition yet (the offices sensor adds it)")
+                continue
+            try:
+                with dentrix.open(OfficeScope.of(office, workspace.resolved_ledger_url)) as conn:
+                    fingerprint = fingerprint_fn(conn, probed)
+            except dg.Failure as exc:
+                context.log.warning(exc.description or f"office {office.office_id}: Dentrix not reachable")
+                skipped.append(f"{office.office_id}: Dentrix not reachable")
+                continue
+            previous = fingerprint_from_json(cursor.get(office.office_id))
+            changed = fingerprint_changed(previous, fingerprint)
+            if not changed:
+                skipped.append(f"{office.office_id}: no Dentrix changes since {_newest(previous)}")
+                continue
+            context.log.info(f"office {office.office_id}: Dentrix changed in {len(changed)} object(s): "
+                             f"{', '.join(changed)}" if previous is not None else
+                             f"office {office.office_id}: first look inside its cutover window")
+            requests.append(dg.RunRequest(
+                run_key=f"{office.office_id}-{run_key_for(fingerprint)}",
+                partition_key=office.office_id,
+                tags={
+                    TRIGGER_TAG: "cutover_sensor",
+                    DELETION_POLICY_TAG: office.cutover.deletion_policy,
+                    CHANGED_OBJECTS_TAG: _changed_tag(changed),
+                },
+            ))
+            cursor[office.office_id] = fingerprint_to_json(fingerprint)
+        if not requests:
+            return dg.SkipReason("; ".join(skipped) or "no offices")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return cutover_sensor

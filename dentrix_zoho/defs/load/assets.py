@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dentrix_zoho.defs.load.resources import build_load_context, open_ledger, sample_ids, today, zoho_client
+from dentrix_zoho.defs.load.resources import build_load_context, open_ledger, sample_ids, zoho_client
 from dentrix_zoho.defs.load.state import load_schema, save_owners, save_schema
-from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, SHAPED_GROUP, run_scope, shaped_asset_key
+from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, SHAPED_GROUP, office_spec, run_scope, shaped_asset_key
 from dentrix_zoho.defs.plan.assets import ESTIMATE_KEY
 from dentrix_zoho.defs.source.assets import staged_asset_key
-from dentrix_zoho.defs.workspace_resource import DUCKDB_POOL, WorkspaceResource
+from dentrix_zoho.defs.workspace_resource import WorkspaceResource, duckdb_pool
 from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
 from dentrix_zoho.load import LOAD_ORDER, LOAD_STEPS, LoadOverBudget, ModuleLoadResult
 
@@ -39,122 +39,6 @@ class SampleConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(
-    key=SAMPLE_KEY,
-    group_name=SHAPED_GROUP,
-    kinds={"duckdb"},
-    pool=DUCKDB_POOL,
-    deps=[staged_asset_key(n) for n in ("patient", "appt", "recallpending", "clinicalnote", "insured", "aging")],
-    description="Picks a stratified 50-100 patients (active, recall, insured, with notes, with balances, minors) "
-                "for the sample migration; only the sample job uses it. A failure means nothing was staged yet.",
-)
-def migration_sample(context: dg.AssetExecutionContext, config: SampleConfig, workspace: WorkspaceResource) -> dg.MaterializeResult:
-    from dentrix_zoho.load import select_sample
-    from dentrix_zoho.mapping import load_spec
-
-    with workspace.staging.connect() as con:
-        ids = select_sample(
-            con, config.size, office_id=workspace.office_id, as_of=today(), spec=load_spec(), seed=config.seed
-        )
-        con.execute("CREATE SCHEMA IF NOT EXISTS zoho_shaped")
-        con.execute(f"CREATE OR REPLACE TABLE {SAMPLE_TABLE} (source_id VARCHAR PRIMARY KEY)")
-        con.executemany(f"INSERT INTO {SAMPLE_TABLE} VALUES (?)", [(i,) for i in sorted(ids)])
-    context.log.info(f"sample: {len(ids)} patients selected")
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(ids), "requested_size": config.size})
-
-
-@dg.asset(
-    key=SCHEMA_KEY,
-    group_name=LOAD_GROUP,
-    kinds={"zoho"},
-    pool=ZOHO_POOL,
-    description="Creates the custom fields and the insurance subform in Zoho (batches of 5) and reads back the "
-                "API names Zoho assigned. A failure stops shaping and every load step: fix the Zoho permission or "
-                "limit it names, then run again (fields already created are found, not duplicated).",
-)
-def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
-    from dentrix_zoho.load import setup_schema
-    from dentrix_zoho.mapping import load_spec
-
-    ledger = open_ledger(workspace)
-    result = setup_schema(zoho_client(zoho, ledger, context.run.run_id), load_spec())
-    path = save_schema(workspace.home_path, result)
-    summary = result.summary()
-    context.log.info(f"schema ready: {summary}")
-    if result.picklist_missing:
-        context.log.warning(
-            "picklist values the value maps need are missing in Zoho; add them in Setup: "
-            + ", ".join(f"{m}.{f} ({len(v)})" for m, fs in result.picklist_missing.items() for f, v in fs.items())
-        )
-    return dg.MaterializeResult(
-        metadata={**summary, "api_names_file": dg.MetadataValue.path(str(path)),
-                  "api_names": dg.MetadataValue.json(result.api_names)}
-    )
-
-
-@dg.asset(
-    key=APPROVAL_KEY,
-    group_name=LOAD_GROUP,
-    kinds={"yaml"},
-    check_specs=[dg.AssetCheckSpec("mapping_approved", asset=APPROVAL_KEY, blocking=True,
-                                   description="The current mapping spec's content hash is approved. A failure "
-                                               "means nothing beyond the sample is loaded: review the sample diff "
-                                               "report, then `dentrix-zoho map approve --by NAME`.")],
-    description="The approval gate at the head of the load: nothing beyond the sample moves until a person "
-                "approves this exact map (`dentrix-zoho map approve --by NAME`); any edit to the spec voids it.",
-)
-def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    from dentrix_zoho.mapping import approval_status
-
-    status = approval_status(open_ledger(workspace))
-    approved = status.approved
-    spec_hash = status.spec_hash
-    yield dg.MaterializeResult(metadata={"spec_hash": spec_hash[:12], "approved": approved})
-    yield dg.AssetCheckResult(
-        check_name="mapping_approved",
-        passed=approved,
-        metadata={"spec_hash": spec_hash[:12]},
-        description="approved" if approved else
-        f"spec {spec_hash[:12]} is not approved: review the sample diff report, then run `dentrix-zoho map approve --by NAME`",
-    )
-
-
-@dg.asset(
-    key=OWNERS_KEY,
-    group_name=LOAD_GROUP,
-    kinds={"zoho"},
-    pool=ZOHO_POOL,
-    deps=[SCHEMA_KEY, *[shaped_asset_key(t) for t in ("contacts", "leads", "events", "tasks", "calls")]],
-    check_specs=[dg.AssetCheckSpec("providers_resolved", asset=OWNERS_KEY, blocking=True,
-                                   description="Every provider resolves to an active Zoho user, or the map names "
-                                               "a default owner. A failure stops the load: add the providers it "
-                                               "names to the provider map (or set default_owner_email).")],
-    description="Resolves each Dentrix provider to the Zoho user who will own its records, by the e-mail in the "
-                "provider map (case-insensitive); at the head of the load, before the first write.",
-)
-def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    from dentrix_zoho.load import resolve_owners, shaped_provider_ids
-    from dentrix_zoho.settings import load_settings
-    from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
-
-    path = load_settings().resolved_provider_map()
-    provider_map = load_provider_map(path) if path else ProviderMap()
-    ledger = open_ledger(workspace)
-    ids = shaped_provider_ids(workspace.staging.path, workspace.office_id)
-    owners = resolve_owners(zoho_client(zoho, ledger, context.run.run_id), provider_map, ids)
-    save_owners(workspace.home_path, owners)
-    summary = owners.summary()
-    yield dg.MaterializeResult(metadata={**summary, "providers_seen": len(ids)})
-    yield dg.AssetCheckResult(
-        check_name="providers_resolved",
-        passed=not owners.blocking,
-        metadata={"unmatched": len(owners.unmatched), "unmatched_providers": ", ".join(owners.unmatched) or "none"},
-        description="every provider has an owner" if not owners.blocking else
-        f"{len(owners.unmatched)} provider(s) have no Zoho user and no default owner is set: "
-        "add them to the provider map (or set default_owner_email)",
-    )
-
-
 def _load_metadata(result: ModuleLoadResult, credits: int) -> dict[str, object]:
     """Counts a data engineer charts over runs (numeric, so the UI plots them), and the error codes."""
     skip = ("codes", "step", "module", "elapsed_s")
@@ -173,7 +57,9 @@ def _load_metadata(result: ModuleLoadResult, credits: int) -> dict[str, object]:
 LOAD_CHAIN_HEAD = (APPROVAL_KEY, OWNERS_KEY, ESTIMATE_KEY)
 
 
-def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsDefinition:
+def _build_load_step(
+    step_name: str, previous: dg.AssetKey | None, partitions_def: dg.PartitionsDefinition | None
+) -> dg.AssetsDefinition:
     step = LOAD_STEPS[step_name]
     key = load_key(step_name)
     deps = list(LOAD_CHAIN_HEAD) if previous is None else [previous]
@@ -185,9 +71,10 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
         kinds={"zoho"},
         pool=ZOHO_POOL,
         deps=deps,
+        partitions_def=partitions_def,
         metadata={"shaped_table": f"zoho_shaped.{step.table}", "zoho_module": step.module},
         check_specs=[dg.AssetCheckSpec(
-            "accounted_for", asset=key, blocking=True,
+            "accounted_for", asset=key, blocking=True, partitions_def=partitions_def,
             description="Every shaped row is loaded, unchanged since the last load, or quarantined with a "
                         "reason. A failure stops the steps after this one: run the job again and it resumes "
                         "from the ledger without duplicating a record.")],
@@ -203,12 +90,13 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
         from dentrix_zoho.progress import reporting_to
 
         scope = run_scope(context)
-        ledger = open_ledger(workspace)
+        office = workspace.scope(context)
+        ledger = open_ledger(office)
         if scope != "sample" and not is_current_spec_approved(ledger):
             # The blocking check stops a job; this stops an ad-hoc materialization too.
             raise dg.Failure("the mapping spec is not approved: only the sample may be loaded")
-        ledger.start_run(scope, workspace.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run.run_id)
-        ctx = build_load_context(context, workspace, zoho, ledger, scope=scope)
+        ledger.start_run(scope, office.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run.run_id)
+        ctx = build_load_context(context, office, zoho, ledger, scope=scope)
         if previous is None:
             estimate = estimate_load(ctx)
             context.log.info(f"load estimate: {estimate.calls:,} calls, {estimate.credits:,} credits "
@@ -238,16 +126,14 @@ def _build_load_step(step_name: str, previous: dg.AssetKey | None) -> dg.AssetsD
     return _load
 
 
-def _build_load_steps() -> list[dg.AssetsDefinition]:
+def _build_load_steps(partitions_def: dg.PartitionsDefinition | None) -> list[dg.AssetsDefinition]:
     assets = []
     previous: dg.AssetKey | None = None
     for name in LOAD_ORDER:
-        assets.append(_build_load_step(name, previous))
+        assets.append(_build_load_step(name, previous, partitions_def))
         previous = load_key(name)
     return assets
 
-
-load_step_assets = _build_load_steps()
 
 # Each blocking: a failure marks the run failed in the ledger and stops the reports after it.
 RECONCILIATION_CHECKS = {
@@ -263,87 +149,223 @@ RECONCILIATION_CHECKS = {
 }
 
 
-@dg.asset(
-    key=RECONCILIATION_KEY,
-    group_name=LOAD_GROUP,
-    kinds={"zoho", "csv"},
-    pool=ZOHO_POOL,
-    # Deletions run only in the delta job; elsewhere the dependency is simply not selected.
-    deps=[load_key(LOAD_ORDER[-1]), dg.AssetKey(["zoho_load", "deletions"])],
-    check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True, description=text)
-                 for name, text in RECONCILIATION_CHECKS.items()],
-    description=(
-        "Reconciliation gates: per module source = loaded + quarantined + skipped by a named rule; Zoho counts "
-        "match the ledger; every child's parent resolves; Balance_Due sums to the guarantor balances; zero loss. "
-        "Also writes the re-migration plan (CSV and Markdown) of every quarantined record."
-    ),
-)
-def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    from dentrix_zoho.load import (
-        reconcile_accounting,
-        reconcile_balances,
-        reconcile_parents,
-        reconcile_zoho_counts,
-        write_remigration_plan,
-        zero_loss_gate,
-    )
+def build_load_assets(partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetsDefinition]:
+    """The sample, schema, gates, owners, load steps, reconciliation and diff report; per office with ``partitions_def``."""
 
-    scope = run_scope(context)
-    ledger = open_ledger(workspace)
-    schema = load_schema(workspace.home_path)
-    if schema is None:
-        raise dg.Failure("schema setup has not run: materialize zoho_load/schema_setup first")
-    client = zoho_client(zoho, ledger, context.run.run_id)
-    office = workspace.office_id
-    sample = sample_ids(workspace) if scope == "sample" else None
-    results = [
-        reconcile_accounting(workspace.staging.path, ledger, office, sample_source_ids=sample),
-        reconcile_zoho_counts(client, ledger, office, schema, recheck_seconds=5.0),
-        reconcile_parents(client, ledger, office, schema),
-        reconcile_balances(workspace.staging.path, client, ledger, office, schema),
-    ]
-    gate = zero_loss_gate(results)
-    plan = write_remigration_plan(workspace.staging.path, ledger, office, workspace.reports_dir)
-    ledger.finish_run(context.run.run_id, "succeeded" if gate.passed else "failed")
-    yield dg.MaterializeResult(
-        metadata={
-            "zero_loss": gate.passed,
-            "quarantined_records": plan.records,
-            "remigration_plan_csv": dg.MetadataValue.path(str(plan.csv_path)),
-            "remigration_plan_md": dg.MetadataValue.path(str(plan.markdown_path)),
-            "remigration_plan": dg.MetadataValue.json(plan.by_reason),
-        }
+    @dg.asset(
+        key=SAMPLE_KEY,
+        group_name=SHAPED_GROUP,
+        kinds={"duckdb"},
+        pool=duckdb_pool(partitions_def),
+        partitions_def=partitions_def,
+        deps=[staged_asset_key(n) for n in ("patient", "appt", "recallpending", "clinicalnote", "insured", "aging")],
+        description="Picks a stratified 50-100 patients (active, recall, insured, with notes, with balances, minors) "
+                    "for the sample migration; only the sample job uses it. A failure means nothing was staged yet.",
     )
-    for name, result in zip(RECONCILIATION_CHECKS, [*results, gate], strict=True):
-        yield dg.AssetCheckResult(
-            check_name=name,
-            passed=result.passed,
-            description=result.description,
-            metadata={"counts": dg.MetadataValue.json(result.counts)},
+    def migration_sample(context: dg.AssetExecutionContext, config: SampleConfig, workspace: WorkspaceResource) -> dg.MaterializeResult:
+        from dentrix_zoho.load import select_sample
+        from dentrix_zoho.mapping import load_spec
+
+        office = workspace.scope(context)
+        with office.staging.connect() as con:
+            ids = select_sample(
+                con, config.size, office_id=office.office_id, as_of=office.today(),
+                spec=office_spec(load_spec(), office), seed=config.seed,
+            )
+            con.execute("CREATE SCHEMA IF NOT EXISTS zoho_shaped")
+            con.execute(f"CREATE OR REPLACE TABLE {SAMPLE_TABLE} (source_id VARCHAR PRIMARY KEY)")
+            con.executemany(f"INSERT INTO {SAMPLE_TABLE} VALUES (?)", [(i,) for i in sorted(ids)])
+        context.log.info(f"sample: {len(ids)} patients selected")
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(ids), "requested_size": config.size})
+
+
+    @dg.asset(
+        key=SCHEMA_KEY,
+        group_name=LOAD_GROUP,
+        kinds={"zoho"},
+        pool=ZOHO_POOL,
+        partitions_def=partitions_def,
+        description="Creates the custom fields and the insurance subform in Zoho (batches of 5) and reads back the "
+                    "API names Zoho assigned. A failure stops shaping and every load step: fix the Zoho permission or "
+                    "limit it names, then run again (fields already created are found, not duplicated).",
+    )
+    def schema_setup(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
+        from dentrix_zoho.load import setup_schema
+        from dentrix_zoho.mapping import load_spec
+
+        office = workspace.scope(context)
+        ledger = open_ledger(office)
+        result = setup_schema(zoho_client(zoho, ledger, context.run.run_id), load_spec())
+        path = save_schema(office.home_path, result)
+        summary = result.summary()
+        context.log.info(f"schema ready: {summary}")
+        if result.picklist_missing:
+            context.log.warning(
+                "picklist values the value maps need are missing in Zoho; add them in Setup: "
+                + ", ".join(f"{m}.{f} ({len(v)})" for m, fs in result.picklist_missing.items() for f, v in fs.items())
+            )
+        return dg.MaterializeResult(
+            metadata={**summary, "api_names_file": dg.MetadataValue.path(str(path)),
+                      "api_names": dg.MetadataValue.json(result.api_names)}
         )
 
 
-@dg.asset(
-    key=dg.AssetKey(["zoho_reports", "sample_diff_report"]),
-    group_name=REPORTS_GROUP,
-    kinds={"html", "csv"},
-    pool=ZOHO_POOL,
-    deps=[RECONCILIATION_KEY],
-    description="Reads every migrated record back from Zoho and compares it field by field with its shaped row "
-                "(HTML and CSV, owner-only: they hold patient data). The report a person reviews before approving "
-                "the map; a failure leaves the load as it is, run the report again.",
-)
-def sample_diff_report(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
-    from dentrix_zoho.load import write_diff_report
-
-    ledger = open_ledger(workspace)
-    ctx = build_load_context(context, workspace, zoho, ledger, scope=run_scope(context))
-    summary = write_diff_report(ctx, workspace.reports_dir)
-    counts = {k: v for k, v in vars(summary).items() if isinstance(v, int) and not isinstance(v, bool)}
-    context.log.info(f"diff report: {summary.records:,} records, {summary.mismatches:,} mismatching fields")
-    return dg.MaterializeResult(
-        metadata={**counts, "html": dg.MetadataValue.path(str(summary.html_path)), "csv": dg.MetadataValue.path(str(summary.csv_path)), "clean": summary.clean}
+    @dg.asset(
+        key=APPROVAL_KEY,
+        group_name=LOAD_GROUP,
+        kinds={"yaml"},
+        partitions_def=partitions_def,
+        check_specs=[dg.AssetCheckSpec("mapping_approved", asset=APPROVAL_KEY, blocking=True, partitions_def=partitions_def,
+                                       description="The current mapping spec's content hash is approved. A failure "
+                                                   "means nothing beyond the sample is loaded: review the sample diff "
+                                                   "report, then `dentrix-zoho map approve --by NAME`.")],
+        description="The approval gate at the head of the load: nothing beyond the sample moves until a person "
+                    "approves this exact map (`dentrix-zoho map approve --by NAME`); any edit to the spec voids it.",
     )
+    def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        from dentrix_zoho.mapping import approval_status
+
+        status = approval_status(open_ledger(workspace.scope(context)))
+        approved = status.approved
+        spec_hash = status.spec_hash
+        yield dg.MaterializeResult(metadata={"spec_hash": spec_hash[:12], "approved": approved})
+        yield dg.AssetCheckResult(
+            check_name="mapping_approved",
+            passed=approved,
+            metadata={"spec_hash": spec_hash[:12]},
+            description="approved" if approved else
+            f"spec {spec_hash[:12]} is not approved: review the sample diff report, then run `dentrix-zoho map approve --by NAME`",
+        )
 
 
-load_assets = [migration_sample, schema_setup, mapping_approval, owner_resolution, *load_step_assets, reconciliation, sample_diff_report]
+    @dg.asset(
+        key=OWNERS_KEY,
+        group_name=LOAD_GROUP,
+        kinds={"zoho"},
+        pool=ZOHO_POOL,
+        partitions_def=partitions_def,
+        deps=[SCHEMA_KEY, *[shaped_asset_key(t) for t in ("contacts", "leads", "events", "tasks", "calls")]],
+        check_specs=[dg.AssetCheckSpec("providers_resolved", asset=OWNERS_KEY, blocking=True, partitions_def=partitions_def,
+                                       description="Every provider resolves to an active Zoho user, or the map names "
+                                                   "a default owner. A failure stops the load: add the providers it "
+                                                   "names to the provider map (or set default_owner_email).")],
+        description="Resolves each Dentrix provider to the Zoho user who will own its records, by the e-mail in the "
+                    "provider map (case-insensitive); at the head of the load, before the first write.",
+    )
+    def owner_resolution(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        from dentrix_zoho.load import resolve_owners, shaped_provider_ids
+        from dentrix_zoho.source.provider_map import ProviderMap, load_provider_map
+
+        office = workspace.scope(context)
+        path = office.provider_map
+        provider_map = load_provider_map(path) if path else ProviderMap()
+        ledger = open_ledger(office)
+        ids = shaped_provider_ids(office.staging.path, office.office_id)
+        owners = resolve_owners(zoho_client(zoho, ledger, context.run.run_id), provider_map, ids)
+        save_owners(office.home_path, owners)
+        summary = owners.summary()
+        yield dg.MaterializeResult(metadata={**summary, "providers_seen": len(ids)})
+        yield dg.AssetCheckResult(
+            check_name="providers_resolved",
+            passed=not owners.blocking,
+            metadata={"unmatched": len(owners.unmatched), "unmatched_providers": ", ".join(owners.unmatched) or "none"},
+            description="every provider has an owner" if not owners.blocking else
+            f"{len(owners.unmatched)} provider(s) have no Zoho user and no default owner is set: "
+            "add them to the provider map (or set default_owner_email)",
+        )
+
+    @dg.asset(
+        key=RECONCILIATION_KEY,
+        group_name=LOAD_GROUP,
+        kinds={"zoho", "csv"},
+        pool=ZOHO_POOL,
+        # Deletions run only in the delta job; elsewhere the dependency is simply not selected.
+        partitions_def=partitions_def,
+        deps=[load_key(LOAD_ORDER[-1]), dg.AssetKey(["zoho_load", "deletions"])],
+        check_specs=[dg.AssetCheckSpec(name, asset=RECONCILIATION_KEY, blocking=True, description=text,
+                                       partitions_def=partitions_def)
+                     for name, text in RECONCILIATION_CHECKS.items()],
+        description=(
+            "Reconciliation gates: per module source = loaded + quarantined + skipped by a named rule; Zoho counts "
+            "match the ledger; every child's parent resolves; Balance_Due sums to the guarantor balances; zero loss. "
+            "Also writes the re-migration plan (CSV and Markdown) of every quarantined record."
+        ),
+    )
+    def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        from dentrix_zoho.load import (
+            reconcile_accounting,
+            reconcile_balances,
+            reconcile_parents,
+            reconcile_zoho_counts,
+            write_remigration_plan,
+            zero_loss_gate,
+        )
+
+        scope = run_scope(context)
+        ws = workspace.scope(context)
+        ledger = open_ledger(ws)
+        schema = load_schema(ws.home_path)
+        if schema is None:
+            raise dg.Failure("schema setup has not run: materialize zoho_load/schema_setup first")
+        client = zoho_client(zoho, ledger, context.run.run_id)
+        office = ws.office_id
+        sample = sample_ids(ws) if scope == "sample" else None
+        results = [
+            reconcile_accounting(ws.staging.path, ledger, office, sample_source_ids=sample),
+            reconcile_zoho_counts(client, ledger, office, schema, recheck_seconds=5.0),
+            reconcile_parents(client, ledger, office, schema),
+            reconcile_balances(ws.staging.path, client, ledger, office, schema),
+        ]
+        gate = zero_loss_gate(results)
+        plan = write_remigration_plan(ws.staging.path, ledger, office, ws.reports_dir)
+        ledger.finish_run(context.run.run_id, "succeeded" if gate.passed else "failed")
+        yield dg.MaterializeResult(
+            metadata={
+                "zero_loss": gate.passed,
+                "quarantined_records": plan.records,
+                "remigration_plan_csv": dg.MetadataValue.path(str(plan.csv_path)),
+                "remigration_plan_md": dg.MetadataValue.path(str(plan.markdown_path)),
+                "remigration_plan": dg.MetadataValue.json(plan.by_reason),
+            }
+        )
+        for name, result in zip(RECONCILIATION_CHECKS, [*results, gate], strict=True):
+            yield dg.AssetCheckResult(
+                check_name=name,
+                passed=result.passed,
+                description=result.description,
+                metadata={"counts": dg.MetadataValue.json(result.counts)},
+            )
+
+
+    @dg.asset(
+        key=dg.AssetKey(["zoho_reports", "sample_diff_report"]),
+        group_name=REPORTS_GROUP,
+        kinds={"html", "csv"},
+        pool=ZOHO_POOL,
+        partitions_def=partitions_def,
+        deps=[RECONCILIATION_KEY],
+        description="Reads every migrated record back from Zoho and compares it field by field with its shaped row "
+                    "(HTML and CSV, owner-only: they hold patient data). The report a person reviews before approving "
+                    "the map; a failure leaves the load as it is, run the report again.",
+    )
+    def sample_diff_report(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> dg.MaterializeResult:
+        from dentrix_zoho.load import write_diff_report
+
+        office = workspace.scope(context)
+        ledger = open_ledger(office)
+        ctx = build_load_context(context, office, zoho, ledger, scope=run_scope(context))
+        summary = write_diff_report(ctx, office.reports_dir)
+        counts = {k: v for k, v in vars(summary).items() if isinstance(v, int) and not isinstance(v, bool)}
+        context.log.info(f"diff report: {summary.records:,} records, {summary.mismatches:,} mismatching fields")
+        return dg.MaterializeResult(
+            metadata={**counts, "html": dg.MetadataValue.path(str(summary.html_path)), "csv": dg.MetadataValue.path(str(summary.csv_path)), "clean": summary.clean}
+        )
+
+    return [migration_sample, schema_setup, mapping_approval, owner_resolution,
+            *_build_load_steps(partitions_def), reconciliation, sample_diff_report]
+
+
+load_assets = build_load_assets()
+migration_sample, schema_setup, mapping_approval, owner_resolution = load_assets[:4]
+load_step_assets = load_assets[4:-2]
+reconciliation, sample_diff_report = load_assets[-2:]

@@ -1,13 +1,12 @@
 """What load assets share: the ledger, the Zoho client wired to it, and the load context."""
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 
-from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE
+from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, office_spec
 from dentrix_zoho.defs.load.state import load_owners, load_schema
-from dentrix_zoho.defs.workspace_resource import WorkspaceResource
+from dentrix_zoho.defs.workspace_resource import OfficeScope
 from dentrix_zoho.defs.zoho_resource import ZohoResource
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load import LoadContext, LoadOptions, SchemaResult, api_call_sink
@@ -15,8 +14,9 @@ from dentrix_zoho.mapping import apply_api_names, load_spec
 from dentrix_zoho.zoho import ZohoClient
 
 
-def open_ledger(workspace: WorkspaceResource) -> Ledger:
-    return Ledger(workspace.resolved_ledger_url)
+def open_ledger(office: OfficeScope) -> Ledger:
+    """The one ledger of every office; what a run reads and writes in it carries its office's id."""
+    return Ledger(office.resolved_ledger_url)
 
 
 def zoho_client(zoho: ZohoResource, ledger: Ledger, run_id: str) -> ZohoClient:
@@ -24,8 +24,8 @@ def zoho_client(zoho: ZohoResource, ledger: Ledger, run_id: str) -> ZohoClient:
     return zoho.get_client(event_sink=api_call_sink(ledger, run_id))
 
 
-def sample_ids(workspace: WorkspaceResource) -> frozenset[str] | None:
-    with workspace.staging.connect(read_only=True) as con:
+def sample_ids(office: OfficeScope) -> frozenset[str] | None:
+    with office.staging.connect(read_only=True) as con:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'zoho_shaped' "
             "AND table_name = 'sample_patients'"
@@ -37,13 +37,13 @@ def sample_ids(workspace: WorkspaceResource) -> frozenset[str] | None:
 
 def build_load_context(
     context: dg.AssetExecutionContext,
-    workspace: WorkspaceResource,
+    office: OfficeScope,
     zoho: ZohoResource,
     ledger: Ledger,
     *,
     scope: str,
 ) -> LoadContext:
-    home = workspace.home_path
+    home = office.home_path
     schema = load_schema(home)
     owners = load_owners(home)
     if schema is None or owners is None:
@@ -51,13 +51,13 @@ def build_load_context(
             "schema setup and owner resolution have not run in this working folder: "
             "materialize zoho_load/schema_setup and zoho_load/owner_resolution first"
         )
-    spec = apply_api_names(load_spec(), schema.api_names)
-    options = LoadOptions(sample_source_ids=sample_ids(workspace) if scope == "sample" else None)
+    spec = apply_api_names(office_spec(load_spec(), office), schema.api_names)
+    options = LoadOptions(sample_source_ids=sample_ids(office) if scope == "sample" else None)
     return LoadContext(
-        duckdb_path=workspace.staging.path,
+        duckdb_path=office.staging.path,
         client=zoho_client(zoho, ledger, context.run.run_id),
         ledger=ledger,
-        office_id=workspace.office_id,
+        office_id=office.office_id,
         run_id=context.run.run_id,
         spec=spec,
         owners=owners,
@@ -66,14 +66,8 @@ def build_load_context(
     )
 
 
-def today() -> dt.date:
-    from dentrix_zoho.settings import load_settings
-
-    return load_settings().as_of or dt.date.today()
+def reports_dir(office: OfficeScope) -> Path:
+    return office.reports_dir
 
 
-def reports_dir(workspace: WorkspaceResource) -> Path:
-    return workspace.reports_dir
-
-
-__all__ = ["SchemaResult", "build_load_context", "open_ledger", "reports_dir", "sample_ids", "today", "zoho_client"]
+__all__ = ["SchemaResult", "build_load_context", "open_ledger", "reports_dir", "sample_ids", "zoho_client"]

@@ -46,13 +46,20 @@ def rollback_op(
         raise dg.Failure("give exactly one of run_id or all_runs: true")
     if config.policy not in POLICIES:
         raise dg.Failure(f"policy must be one of {', '.join(POLICIES)}, not {config.policy!r}")
-    with open_ledger(workspace) as ledger:
+    # An office taken out of the offices file keeps its partition until it is rolled back: in_file=False.
+    office = workspace.scope(context, in_file=False)
+    with open_ledger(office) as ledger:
+        if config.run_id is not None and office.partitioned:
+            run = ledger.run(config.run_id)
+            if run is not None and run.office_id != office.office_id:
+                raise dg.Failure(f"run {config.run_id} belongs to office {run.office_id}, not to this run's "
+                                 f"office {office.office_id}: launch the rollback for partition {run.office_id}")
         try:
             plan = make_plan(
                 ledger,
                 config.run_id,
                 config.all_runs,
-                office_id=workspace.office_id if config.all_runs else None,
+                office_id=office.office_id if config.all_runs or office.partitioned else None,
             )
         except LedgerError as exc:
             raise dg.Failure(str(exc)) from None
@@ -84,16 +91,25 @@ def rollback_op(
         return dg.Output(counts, metadata=metadata)
 
 
-@dg.job(
-    name="rollback_migration",
-    description=(
-        "Roll back one migration run (run_id) or the whole migration (all_runs) from the ledger: delete what was "
-        "created, children first, restore the pre-image of what was updated; resumable by running it again."
-    ),
-    executor_def=dg.in_process_executor,
-)
-def rollback_migration_job() -> None:
-    rollback_op()
+def build_rollback_job(partitions_def: dg.PartitionsDefinition | None = None) -> dg.JobDefinition:
+    """The rollback job; with ``partitions_def`` (offices), for one office: its partition."""
+
+    @dg.job(
+        name="rollback_migration",
+        description=(
+            "Roll back one migration run (run_id) or the whole migration (all_runs) of "
+            + ("this partition's office" if partitions_def is not None else "the office")
+            + " from the ledger: delete what was created, children first, restore the pre-image of what was "
+            "updated; resumable by running it again."
+        ),
+        executor_def=dg.in_process_executor,
+        partitions_def=partitions_def,
+    )
+    def rollback_migration_job() -> None:
+        rollback_op()
+
+    return rollback_migration_job
 
 
+rollback_migration_job = build_rollback_job()
 rollback_jobs = [rollback_migration_job]
