@@ -8,6 +8,11 @@ nothing. Replaying is idempotent, which lets start-up (and a journal past 256 MB
 the journal into ``state.json`` without a window where a crash loses data. A torn last line (power
 loss) is discarded on replay. The journal is not fsynced: a killed process keeps what it wrote, a lost
 machine may lose the last calls.
+
+A field definition is stored as its own copy, without the engine's private keys (``_values``: the
+picklist as a frozenset, which the engine adds to the definitions it caches): what is journaled and
+snapshotted is what ``POST /settings/fields`` defined, and nothing the engine caches on it later can
+make a line unwritable (a subform's picklist rows once did, and the call's fields were lost on restart).
 """
 
 from __future__ import annotations
@@ -40,6 +45,25 @@ class Clock:
         self.offset += seconds
 
 
+def _plain(value: Any) -> Any:
+    """What orjson cannot write by itself: sets become sorted lists (never an unwritable journal line)."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_plain)
+
+
+def stored_field(field: dict[str, Any]) -> dict[str, Any]:
+    """A field definition as it is kept and written: a copy (subform rows too) without private keys."""
+    out = {k: v for k, v in field.items() if not k.startswith("_")}
+    if isinstance(out.get("subform_fields"), list):
+        out["subform_fields"] = [stored_field(row) if isinstance(row, dict) else row for row in out["subform_fields"]]
+    return out
+
+
 class State:
     """Every table the emulator keeps. Mutated only through :meth:`apply`."""
 
@@ -65,7 +89,8 @@ class State:
         elif kind == "del":
             self.records.get(op[1], {}).pop(op[2], None)
         elif kind == "field":
-            self.custom_fields.setdefault(op[1], {})[op[2]["api_name"]] = op[2]
+            # Its own copy: the operation stays as it was defined, whatever the engine caches on the state's.
+            self.custom_fields.setdefault(op[1], {})[op[2]["api_name"]] = stored_field(op[2])
         elif kind == "picklist":
             self.picklists.setdefault(op[1], {})[op[2]] = op[3]
         elif kind == "user":
@@ -99,7 +124,10 @@ class State:
             raise ValueError(f"unknown journal operation {kind!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _TABLES}
+        out = {name: getattr(self, name) for name in _TABLES}
+        out["custom_fields"] = {module: {name: stored_field(f) for name, f in fields.items()}
+                                for module, fields in self.custom_fields.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
@@ -108,6 +136,10 @@ class State:
             if name in data:
                 setattr(state, name, data[name])
         return state
+
+
+def _written(op: Op) -> Op:
+    return [op[0], op[1], stored_field(op[2])] if op[0] == "field" else op
 
 
 _TABLES = (
@@ -149,7 +181,7 @@ class Store:
 
     def commit_applied(self, ops: list[Op]) -> None:
         """Journal operations the caller has already applied to memory (one line, one write)."""
-        line = memoryview(orjson.dumps({"s": self.state.seq, "ops": ops}) + b"\n")
+        line = memoryview(dumps({"s": self.state.seq, "ops": [_written(op) for op in ops]}) + b"\n")
         self._journal_bytes += len(line)
         while line:
             line = line[os.write(self._fd, line):]
@@ -198,7 +230,7 @@ class Store:
         self._journal_bytes = 0
         tmp = self.snapshot_path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
-            out.write(orjson.dumps(self.state.to_json()))
+            out.write(dumps(self.state.to_json()))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.snapshot_path)
