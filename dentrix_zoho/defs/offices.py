@@ -95,7 +95,8 @@ def build_offices_sensor(
                              f"{', '.join(deleted)}")
             requests.append(dg.DeleteDynamicPartitionsRequest(OFFICES_PARTITIONS_NAME, deleted))
         if not requests:
-            held = (f"; kept the partition of {', '.join(kept)} (records in Zoho: roll back first)" if kept else "")
+            held = "".join(f"; kept the partition of office {office_id}, no longer in the file: its records are in "
+                           f"Zoho, roll it back first with `{rollback_hint(office_id)}`" for office_id in kept)
             return dg.SkipReason(f"{len(offices)} office partition(s) in step with {offices.file}{held}")
         return dg.SensorResult(dynamic_partitions_requests=requests)
 
