@@ -13,7 +13,10 @@ missing, invalid data, a duplicate of a unique field), with ``STATUS`` ``skipped
 A test knob, read from the environment when a job starts (so set it before the emulator starts):
 ``ZOHO_EMULATOR_BULK_JOBS=fail:N`` writes the first N rows of every job and then marks it FAILED
 (as after an outage: the rows written stay written, no result file); ``stall:N`` writes N rows and
-leaves the job IN PROGRESS for good (a job that never finishes).
+leaves the job IN PROGRESS for good (a job that never finishes); ``refuse`` answers every "create job"
+with 403 ``NO_PERMISSION`` (a user whose profile may not use Bulk Write: Zoho's error shape for a
+missing permission; the permission's name in ``details`` is ours, Zoho documents none for Bulk Write),
+before any credit is spent or row written. The upload itself is still accepted.
 """
 
 from __future__ import annotations
@@ -48,14 +51,17 @@ OPERATIONS = ("insert", "update", "upsert")
 JOB_KNOB = "ZOHO_EMULATOR_BULK_JOBS"
 
 
+BULK_PERMISSION = "Crm_Implied_Bulk_Write"  # our name: Zoho documents none for Bulk Write
+
+
 def _knob() -> tuple[str, int] | None:
-    """``("fail"|"stall", rows)`` from ``ZOHO_EMULATOR_BULK_JOBS``, or None when unset."""
+    """``("fail"|"stall"|"refuse", rows)`` from ``ZOHO_EMULATOR_BULK_JOBS``, or None when unset."""
     raw = os.environ.get(JOB_KNOB, "").strip().lower()
     if not raw:
         return None
     mode, _, count = raw.partition(":")
-    if mode not in ("fail", "stall") or not (count or "0").isdigit():
-        raise ValueError(f"{JOB_KNOB} must be fail:N or stall:N, got {raw!r}")
+    if mode not in ("fail", "stall", "refuse") or not (count or "0").isdigit():
+        raise ValueError(f"{JOB_KNOB} must be fail:N, stall:N or refuse, got {raw!r}")
     return mode, int(count or 0)
 
 
@@ -125,6 +131,9 @@ def _resource(body: Any) -> dict[str, Any]:
 @api("/crm/bulk/v8/write")
 async def create_job(request: Request, call: Call) -> Response:
     call.require_any("ZohoCRM.bulk.ALL", "ZohoCRM.bulk.CREATE")
+    knob = _knob()
+    if knob is not None and knob[0] == "refuse":
+        raise _error(403, "NO_PERMISSION", "permission denied", permissions=[BULK_PERMISSION])
     body = await call.json_body()
     operation = body.get("operation") if isinstance(body, dict) else None
     if operation not in OPERATIONS:
@@ -314,7 +323,7 @@ async def _run_job(emulator: Emulator, job_id: str) -> None:
             return
         header, data = rows[0], rows[1:]
         knob = _knob()
-        if knob is not None:
+        if knob is not None and knob[0] != "refuse":
             data = data[:knob[1]]
         fields = org.fields(module)
         results: list[list[str]] = []
@@ -328,7 +337,7 @@ async def _run_job(emulator: Emulator, job_id: str) -> None:
                     counts[{"added": "added_count", "updated": "updated_count",
                             "skipped": "skipped_count"}[status]] += 1
             await asyncio.sleep(0)
-        if knob is not None:
+        if knob is not None and knob[0] != "refuse":
             if knob[0] == "fail":
                 _set_status(emulator, job, "FAILED")
             else:  # "stall": the counts move, the status never leaves IN PROGRESS
