@@ -4,6 +4,7 @@ step with its own client as the Dagster assets have."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,11 @@ def _used(handle: Any) -> tuple[int, int]:
     usage = handle.usage()
     calls = sum(v for k, v in usage["calls"].items() if "oauth" not in k and "__emulator__" not in k)
     return calls, int(usage["credits"]["used_total"])
+
+
+def _by_source_id(canonical_rows: list[str]) -> dict[str, Any]:
+    rows = [json.loads(r) for r in canonical_rows]
+    return {r["Source_System_ID"]: r for r in rows}
 
 
 def _predicted(world: Any) -> dict[str, tuple[int, int]]:
@@ -113,3 +119,47 @@ def test_a_load_over_budget_is_refused_under_stop_and_goes_on_under_pause(
             with caplog.at_level(logging.WARNING, logger="dentrix_zoho.load.loader"):
                 refuse_if_over_budget(ctx, estimate_load(ctx))
             assert any("will pause when the credits run out" in r.getMessage() for r in caplog.records)
+
+
+PATIENTS = 6_000  # Bulk Write's 500 credits a job pay beyond about 5,000 rows (record API: 1 credit per 10)
+
+
+def _many_patients(tables: dict[str, list[dict[str, Any]]]) -> None:
+    from dentrix_zoho_tests.load.conftest import module_row
+
+    tables["contacts"] += [module_row("patient", 100 + n, {"Last_Name": f"Patient{n}", "First_Name": "Bulk",
+                                                           "Date_of_Birth": "1980-01-02"},
+                                      {"Owner": {"provider_id": "DDS1"}}, tier=1) for n in range(PATIENTS)]
+    for table in ("events", "notes", "attachments"):
+        tables[table] = []
+
+
+@pytest.mark.slow
+def test_bulk_write_is_chosen_where_cheaper_by_the_estimate_and_the_loader(
+        tmp_path: Path, world_factory: Any, kit: Any) -> None:
+    """On ``auto``: the estimate and the loader both take Bulk Write for the patients, it costs fewer credits
+    than the record API did for the same rows, and Zoho ends the same."""
+    duck = kit.build_small_world(tmp_path / "shaped.duckdb", tmp_path / "files", tweak=_many_patients)
+    # Default polling: the planner counts a poll per bulk_poll_max of processing, so a fast poll would make
+    # Bulk Write look dearer than it is.
+    by_bulk = world_factory(duck, load_spec())
+    by_records = world_factory(duck, load_spec())
+
+    counts = count_migration(duck, OFFICE, ledger=by_bulk.ledger)
+    phases, modules = estimate_phases(counts, EstimateInputs.build(edition="enterprise", users=5))
+    assert modules["Contacts"].path == "mixed"  # the guarantor's subform rows go by the record API
+    assert modules["Contacts"].bulk_credits is not None
+    assert modules["Contacts"].bulk_credits < modules["Contacts"].records_credits
+    assert any(p.phase == "Bulk Write" and p.step == "patients" for p in phases)
+
+    spent: dict[str, int] = {}
+    for name, world, path in (("bulk", by_bulk, "auto"), ("records", by_records, "records")):
+        before = _used(world.handle)[1]
+        results = {r.step: r for r in load_all(world.context(write_path=path), ("responsible_parties", "patients"))}
+        spent[name] = _used(world.handle)[1] - before
+        assert results["patients"].ok == PATIENTS + 2 and results["patients"].failed == 0
+        assert results["patients"].write_path == ("bulk" if name == "bulk" else "records")
+    assert spent["bulk"] < spent["records"]
+    # Compared as values (0 from the record API's JSON and 0.0 from Bulk Write's CSV are the same amount).
+    got, want = (_by_source_id(kit.canonical(w.handle.snapshot())["Contacts"]) for w in (by_bulk, by_records))
+    assert len(got) == PATIENTS + 3 and got == want

@@ -141,10 +141,16 @@ def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(
     assert world.client.update("Contacts", [{"id": target, "First_Name": "Tampered"}])[0].ok
 
     batched = Counting(loaded["handle"])
+    before = _emulator_calls(loaded["handle"])
     summary = diff_report.write_diff_report(batched.context(world), tmp_path / "batched")
+    at_emulator = _emulator_calls(loaded["handle"]) - before
     assert summary.mismatches >= 1 and summary.records > 1_000, summary.summary()
 
     lists, singles = batched.calls(LIST), batched.calls(BY_ID)
+    # The emulator answered exactly the calls the client reports per module.
+    assert at_emulator[f"GET {LIST}"] == sum(lists.values())
+    assert at_emulator[f"GET {BY_ID}"] == sum(singles.values())
+    assert at_emulator[f"GET {ATTACHMENTS}"] == summary.attachment_listings
     for module in ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes"):
         n = len(_ours(world, module))
         assert n > 0, module
@@ -168,12 +174,15 @@ def test_diff_report_reads_in_batches_and_finds_what_one_get_per_record_finds(
 def test_reconciliation_reads_ours_in_batches(loaded: dict[str, Any]) -> None:
     world = loaded["world"]
     counting = Counting(loaded["handle"])
+    before = _emulator_calls(loaded["handle"])
     parents = reconcile_parents(counting.client, world.ledger, "office-1", world.schema)
     balances = reconcile_balances(world.duckdb_path, counting.client, world.ledger, "office-1", world.schema)
+    at_emulator = _emulator_calls(loaded["handle"]) - before
     assert parents.passed, parents.counts
     assert balances.passed, balances.counts
     lists = counting.calls(LIST)
     assert not counting.calls(BY_ID)
+    assert at_emulator == Counter({f"GET {LIST}": sum(lists.values())})  # nothing but multi-id reads
     for module in ("Events", "Tasks", "Calls", "Notes"):
         assert 0 < lists[module] <= math.ceil(len(_ours(world, module)) / limits.IDS_PER_GET), module
     assert 0 < lists["Contacts"] <= math.ceil(len(_ours(world, "Contacts")) / limits.IDS_PER_GET)
