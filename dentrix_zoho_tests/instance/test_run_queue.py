@@ -10,11 +10,6 @@ end times the runs recorded.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +19,11 @@ import pytest
 import yaml
 
 from dentrix_zoho_tests.instance.conftest import LOCAL_YAML
-from dentrix_zoho_tests.instance.queue_defs import GATE_ENV, OFFICE_TAG
+from dentrix_zoho_tests.instance.daemon import log_tail, make_gate, release, running_daemon, started
+from dentrix_zoho_tests.instance.queue_defs import OFFICE_TAG
 
 pytestmark = pytest.mark.slow
 
-QUEUE_DEFS = Path(__file__).with_name("queue_defs.py")
 PARTITION_TAG = "dagster/partition"
 MAX_RUNS = yaml.safe_load(LOCAL_YAML.read_text())["concurrency"]["runs"]["max_concurrent_runs"]
 IN_PROGRESS = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
@@ -52,55 +47,21 @@ def _office(run: dg.DagsterRun) -> str:
     return run.tags.get(OFFICE_TAG) or run.tags[PARTITION_TAG]
 
 
-def _daemon_binary() -> str:
-    beside = Path(sys.executable).with_name("dagster-daemon")
-    return str(beside) if beside.exists() else "dagster-daemon"
-
-
 @pytest.fixture
 def gate(tmp_path: Path) -> Path:
-    folder = tmp_path / "gate"
-    folder.mkdir()
-    (folder / "requests.json").write_text(json.dumps(REQUESTS))
-    return folder
+    return make_gate(tmp_path / "gate", REQUESTS)
 
 
 @pytest.fixture
 def daemon(local_home: Path, gate: Path, tmp_path: Path) -> Iterator[Path]:
-    """`dagster-daemon run` on the shipped instance; its log file. The daemon's code server and the
-    run processes it starts share its process group, which is ended after the test."""
+    """`dagster-daemon run` on the shipped instance; its log file."""
     log = tmp_path / "daemon.log"
-    env = {**os.environ, "DAGSTER_HOME": str(local_home), GATE_ENV: str(gate)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [_daemon_binary(), "run", "-f", str(QUEUE_DEFS), "--working-directory", str(QUEUE_DEFS.parent)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
+    with running_daemon(local_home, gate, log):
         yield log
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=30)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def _log_tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def test_the_daemon_runs_at_most_one_run_per_office_and_at_most_the_limit(
-    local_home: Path, gate: Path, daemon: Path
+    local_home: Path, gate: Path, daemon: Path, pg_env: dict[str, str]
 ) -> None:
     assert MAX_RUNS == 4  # the numbers below are chosen for this limit
     released: set[str] = set()
@@ -108,9 +69,9 @@ def test_the_daemon_runs_at_most_one_run_per_office_and_at_most_the_limit(
     deadline = time.monotonic() + BOUND_SECONDS
     with dg.DagsterInstance.from_config(str(local_home)) as instance:
         while True:
-            assert time.monotonic() < deadline, f"the queue stalled; daemon log:\n{_log_tail(daemon)}"
+            assert time.monotonic() < deadline, f"the queue stalled; daemon log:\n{log_tail(daemon)}"
             runs = [record.dagster_run for record in instance.get_run_records()]
-            assert not [r for r in runs if r.status in ENDED_BADLY], f"a run failed:\n{_log_tail(daemon)}"
+            assert not [r for r in runs if r.status in ENDED_BADLY], f"a run failed:\n{log_tail(daemon)}"
             if len(runs) == len(REQUESTS) and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
                 break
 
@@ -128,8 +89,8 @@ def test_the_daemon_runs_at_most_one_run_per_office_and_at_most_the_limit(
             if active and (len(active) == MAX_RUNS or not launchable):
                 # The queue can launch nothing more until a run ends: end one, preferring one whose op
                 # has started (any choice is valid; this one keeps the order stable).
-                chosen = min(active, key=lambda r: (r.run_id not in _started(gate), r.run_id))
-                (gate / f"release-{chosen.run_id}").touch()
+                chosen = min(active, key=lambda r: (r.run_id not in started(gate), r.run_id))
+                release(gate, chosen.run_id)
                 released.add(chosen.run_id)
             time.sleep(0.25)
 
@@ -137,7 +98,7 @@ def test_the_daemon_runs_at_most_one_run_per_office_and_at_most_the_limit(
 
     assert peak == MAX_RUNS  # the queue did run offices in parallel, up to the limit
     assert {r.dagster_run.tags.get("dagster/run_key") for r in records} == {q["key"] for q in REQUESTS}
-    assert _started(gate) == {r.dagster_run.run_id for r in records}
+    assert started(gate) == {r.dagster_run.run_id for r in records}
 
     # The same limits on the recorded start and end times of the runs themselves.
     spans = [(r.start_time, r.end_time, _office(r.dagster_run)) for r in records]
@@ -155,7 +116,5 @@ def test_the_daemon_runs_at_most_one_run_per_office_and_at_most_the_limit(
         running += step
         most = max(most, running)
     assert most <= MAX_RUNS
+    assert pg_env["DAGSTER_PG_PASSWORD"] not in daemon.read_text(errors="replace")
 
-
-def _started(gate: Path) -> set[str]:
-    return {path.name.removeprefix("started-") for path in gate.glob("started-*")}
