@@ -50,6 +50,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dentrix_zoho.rollback.cli:rollback",
         "Plan and run a rollback of one run or the whole migration, from the ledger.",
     ),
+    "offices": (
+        "dentrix_zoho.offices_cli:offices_command",
+        "Validate the offices file and list its offices (connection without password, zone, window, folder).",
+    ),
+    "run": (
+        "dentrix_zoho.defs.run_cli:run",
+        "Run one migration job (sample, full, delta, stage and audit) for one office, in this process.",
+    ),
 }
 
 
@@ -80,7 +88,9 @@ def main() -> None:
     Configuration comes from the environment: DENTRIX_SOURCE (SQLAlchemy URL
     or ODBC connection string), DENTRIX_ZOHO_HOME (working folder, default
     .dentrix_zoho), DENTRIX_OFFICE_ID (default office-1) and the ZOHO_*
-    variables described in the README.
+    variables described in the README. Many offices: an offices file
+    (DENTRIX_OFFICES_FILE, else $DENTRIX_ZOHO_HOME/offices.yaml), and
+    --office ID on the commands that work on one office.
     """
 
 

@@ -77,6 +77,17 @@ class Settings(BaseModel):
         except OfficeConnectionError as exc:
             raise ValueError(f"office {self.office_id}: {exc}") from None
 
+    def scrub(self, message: str) -> str:
+        """``message`` with the office's password (from ``password_env``) replaced by ***."""
+        if self.source is None or self.password_env is None:
+            return message
+        from dentrix_zoho.offices import DentrixConnectionSpec
+        from dentrix_zoho.source.connection import parse_source
+
+        kind = "url" if parse_source(self.source).kind == "sqlalchemy" else "odbc"
+        return DentrixConnectionSpec(**{kind: self.source, "password_env": self.password_env}).scrub(
+            message, self._environ)
+
     def for_office(self, office_id: str | None) -> Settings:
         """These settings for one office of the offices file (``--office``); unchanged without a file.
 

@@ -11,6 +11,7 @@ import click
 from dentrix_zoho.mapping.approval import approval_status, approve_spec
 from dentrix_zoho.mapping.metadata import field_metadata
 from dentrix_zoho.mapping.spec import SpecError, default_spec_path, load_spec
+from dentrix_zoho.offices_cli import office_option, office_settings, offices_file_in_use
 
 if TYPE_CHECKING:
     from dentrix_zoho.ledger import Ledger
@@ -37,10 +38,18 @@ def map_group() -> None:
     """Propose, show and approve the Dentrix-to-Zoho field map."""
 
 
+_APPROVAL_IS_ORG_WIDE = (
+    "One map for every office of the org: --office checks the office exists; the approval is of the "
+    "spec's content hash and covers all offices."
+)
+
+
 @map_group.command("show")
 @_spec_option
-def show(spec_path: Path | None) -> None:
+@office_option(_APPROVAL_IS_ORG_WIDE)
+def show(spec_path: Path | None, office: str | None) -> None:
     """Validate the spec and print what it maps, its hash and whether it is approved."""
+    office_settings(office)
     path = spec_path or default_spec_path()
     try:
         spec = load_spec(path)
@@ -65,36 +74,46 @@ def show(spec_path: Path | None) -> None:
 @map_group.command("approve")
 @_spec_option
 @click.option("--by", "approved_by", required=True, help="Name of the person approving the map.")
-def approve(spec_path: Path | None, approved_by: str) -> None:
+@office_option(_APPROVAL_IS_ORG_WIDE)
+def approve(spec_path: Path | None, approved_by: str, office: str | None) -> None:
     """Record that NAME approved the spec exactly as it is now (its content hash)."""
+    settings = office_settings(office)
     path = spec_path or default_spec_path()
     try:
         with _ledger() as ledger:
             digest = approve_spec(ledger, approved_by, path)
     except (SpecError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"approved {path} ({digest}) by {approved_by.strip()}")
+    click.echo(f"approved {path} ({digest}) by {approved_by.strip()}"
+               + (f" (reviewed on office {settings.office_id}; the approval covers every office)"
+                  if office else ""))
     click.echo("Any change to the spec voids this approval.")
 
 
 @map_group.command("propose")
 @_spec_option
 @click.option("--staging", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Staging DuckDB (default: $DENTRIX_ZOHO_HOME/staging.duckdb).")
+              help="Staging DuckDB (default: the office's, $DENTRIX_ZOHO_HOME/staging.duckdb without an "
+                   "offices file).")
 @click.option("--metadata", "metadata_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Live Zoho field metadata as JSON {module: [fields]} (default: shipped).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the proposal (default: reports/mapping_proposal.yaml).")
-@click.option("--office", default=None, help="Profile values of one office only.")
+@office_option("Profile this office's values only, from its staging database (default: $DENTRIX_OFFICE_ID, "
+               "else the offices file's only office; without a file, every office in the staging database).")
 def propose_cmd(spec_path: Path | None, staging: Path | None, metadata_path: Path | None, out: Path | None,
                 office: str | None) -> None:
     """Propose targets for practice-defined fields and source columns the spec does not map."""
     import duckdb
 
     from dentrix_zoho.mapping.proposer import propose
+
     from dentrix_zoho.settings import load_settings
 
-    settings = load_settings()
+    # Without an offices file one staging database may hold several offices: --office filters it, as before.
+    settings = office_settings(office) if offices_file_in_use() else load_settings()
+    if settings.state_dir is not None:
+        office = settings.office_id  # the office's own database holds only its rows
     try:
         spec = load_spec(spec_path)
     except SpecError as exc:

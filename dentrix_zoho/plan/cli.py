@@ -55,7 +55,8 @@ Exit status:
 @click.option("--write-path", type=click.Choice(["auto", "records", "bulk"]), default=None,
               help="Keyed modules: the planner's choice, the record API only, or Bulk Write where it can. "
                    "Default $ZOHO_WRITE_PATH, else auto.")
-@click.option("--office", default=None, help="Office to estimate. Default $DENTRIX_OFFICE_ID, else office-1.")
+@click.option("--office", default=None, help="Office to estimate. Default $DENTRIX_OFFICE_ID, else office-1 (with an "
+              "offices file: else the file's only office; its staging and reports are in its own folder).")
 def estimate(edition: str | None, users: int | None, addon_credits: int | None, reserve: float | None,
              latency_ms: float | None, concurrency: int | None, scope: str | None, on_budget_exhausted: str | None,
              write_path: str | None, office: str | None) -> None:
@@ -72,16 +73,19 @@ def estimate(edition: str | None, users: int | None, addon_credits: int | None, 
     from dentrix_zoho.plan.counts import NothingShaped, count_migration
     from dentrix_zoho.plan.estimate import EstimateInputError, EstimateInputs, estimate_migration
     from dentrix_zoho.plan.report import phase_table, write_report
+    from dentrix_zoho.offices_cli import offices_file_in_use
     from dentrix_zoho.settings import load_settings
 
     try:
         settings = load_settings()
+        if offices_file_in_use():
+            settings = settings.for_office(office)  # the office's own staging database and reports
         office_id = office or settings.office_id
         home = settings.home.expanduser()
         inputs = EstimateInputs.from_env(
             edition=edition, users=users, addon_credits=addon_credits, reserve=reserve, latency_ms=latency_ms,
             concurrency=concurrency, scope=scope, on_budget_exhausted=on_budget_exhausted, write_path=write_path,
-            schema_ready=(home / SCHEMA_FILE).exists(),
+            schema_ready=(settings.office_home.expanduser() / SCHEMA_FILE).exists(),
         )
     except (EstimateInputError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)

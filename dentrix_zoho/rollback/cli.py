@@ -50,7 +50,9 @@ def _parse_within(values: tuple[str, ...]) -> dict[str, list[str]]:
     "'force' deletes or restores them anyway. Either way they are reported.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--office", "office_id", default=None, help="Limit --all to one office.")
+@click.option("--office", "office_id", default=None, metavar="ID",
+              help="Limit --all to one office (needed with an offices file; an office taken out of the file "
+                   "is still known to the ledger and can be rolled back).")
 @click.option(
     "--module-order",
     default=",".join(DEFAULT_MODULE_ORDER),
@@ -101,7 +103,13 @@ def rollback(
     """
     if (run_id is None) == (not all_runs):
         raise click.UsageError("give exactly one of --run RUN_ID or --all")
+    offices_file = _offices_file_ids(office_id, all_runs)
     with open_ledger(url) as ledger:
+        if office_id is not None and offices_file is not None:
+            file, ids = offices_file
+            if office_id not in ids and office_id not in {run.office_id for run in ledger.runs()}:
+                raise click.UsageError(f"office {office_id!r} is neither in {file} nor in the ledger; "
+                                       f"offices: {', '.join(ids)}")
         try:
             plan = make_plan(
                 ledger,
@@ -125,6 +133,23 @@ def rollback(
         if not yes:
             click.confirm("Carry out this rollback?", abort=True)
         _execute(plan, ledger, policy)
+
+
+def _offices_file_ids(office_id: str | None, all_runs: bool) -> tuple[str, list[str]] | None:
+    """The offices file and its office ids, if one is in use; with one, --all is one office at a time."""
+    from dentrix_zoho.offices import OfficesError
+    from dentrix_zoho.settings import load_offices
+
+    try:
+        offices = load_offices()
+    except OfficesError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not offices.from_file:
+        return None
+    if office_id is None and all_runs:
+        raise click.UsageError(
+            f"{offices.file} lists {len(offices)} offices: roll back one at a time with --office ID --all")
+    return str(offices.file), offices.ids
 
 
 def _execute(plan: RollbackPlan, ledger: Ledger, policy: str) -> None:

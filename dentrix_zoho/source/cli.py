@@ -7,16 +7,19 @@ import sys
 
 import click
 
-from dentrix_zoho.settings import load_settings
+from dentrix_zoho.offices_cli import office_option, office_settings
+from dentrix_zoho.settings import Settings
 from dentrix_zoho.source.connection import SourceError
 
 
-def _source_or_default(source: str | None) -> str:
-    settings = load_settings()
+def _source_or_default(source: str | None, settings: Settings) -> str:
     if source:
         return source
     if settings.source:
-        return settings.source
+        try:
+            return settings.connection_string() or settings.source
+        except ValueError as exc:  # the office's password variable is unset: named, never its value
+            raise click.UsageError(str(exc)) from None
     demo = settings.default_practice_path.expanduser().resolve()
     if demo.exists():
         return f"sqlite:///{demo}"
@@ -33,8 +36,11 @@ def _source_or_default(source: str | None) -> str:
 @click.option("--workers", type=click.IntRange(1, 16), default=None,
               help="Reader processes, each with its own connection (default: $DENTRIX_EXTRACT_WORKERS, else 2; "
                    "1 = the one connection, no processes).")
-def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int, workers: int | None) -> None:
-    """Stage Dentrix objects into $DENTRIX_ZOHO_HOME/staging.duckdb (schema dentrix), in one run.
+@office_option()
+def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int, workers: int | None,
+          office: str | None) -> None:
+    """Stage Dentrix objects into $DENTRIX_ZOHO_HOME/staging.duckdb (schema dentrix), in one run;
+    with an offices file, the office's own $DENTRIX_ZOHO_HOME/offices/<office>/staging.duckdb.
 
     Readers fetch the next objects while DuckDB loads the current one; each object is
     committed on its own, so one that fails keeps its previous snapshot and the others
@@ -44,11 +50,11 @@ def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int, workers
     from dentrix_zoho.staging.stage_all import stage_objects
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    settings = office_settings(office)
     settings.ensure_home()
     try:
         results = stage_objects(
-            _source_or_default(source),
+            _source_or_default(source, settings),
             settings.staging_path,
             office_id=settings.office_id,
             schema=settings.source_schema,
@@ -57,17 +63,19 @@ def stage(source: str | None, objects: tuple[str, ...], chunk_rows: int, workers
             workers=workers,
         )
     except (SourceError, KeyError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {settings.scrub(str(exc))}", err=True)
         sys.exit(2)
     total = sum(r.rows for r in results)
-    click.echo(f"staged {len(results)} objects, {total:,} rows into {settings.staging_path}")
+    click.echo(f"staged {len(results)} objects, {total:,} rows of office {settings.office_id} into "
+               f"{settings.staging_path}")
 
 
 @click.command()
-def audit() -> None:
+@office_option()
+def audit(office: str | None) -> None:
     """Write the source audit report (Markdown) from the staged tables and print its path."""
     from dentrix_zoho.source.audit import run_audit
 
-    settings = load_settings()
+    settings = office_settings(office)
     report = run_audit(settings.staging_path, settings.reports_dir, image_root=None, provider_map=None)
     click.echo(f"audit report: {report.path}")
