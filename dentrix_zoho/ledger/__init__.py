@@ -9,10 +9,14 @@ from dentrix_zoho.ledger.models import (
     CrosswalkRow,
     CrosswalkWrite,
     LedgerError,
+    MergeCandidate,
+    MergeDecision,
+    MergeMember,
     PreImageRef,
     QuarantineRow,
     RunRow,
     RunSummary,
+    SharedOwner,
 )
 
 __all__ = [
@@ -24,8 +28,12 @@ __all__ = [
     "CrosswalkWrite",
     "Ledger",
     "LedgerError",
+    "MergeCandidate",
+    "MergeDecision",
+    "MergeMember",
     "PreImageRef",
     "QuarantineRow",
     "RunRow",
     "RunSummary",
+    "SharedOwner",
 ]

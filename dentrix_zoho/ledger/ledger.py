@@ -40,6 +40,7 @@ from dentrix_zoho.ledger.models import (
     RunRow,
     RunSummary,
 )
+from dentrix_zoho.ledger.shared import SharedContacts
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ def _from_row(cls: type[_Row], row: Any) -> _Row:
     return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})  # type: ignore[arg-type]
 
 
-class Ledger:
-    """The system of record for one migration (one or many offices)."""
+class Ledger(SharedContacts):
+    """The system of record for one migration (one or many offices).
+
+    Contacts several offices share (cross-office policy ``merge``): ``ledger/shared.py``.
+    """
 
     def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
         self.url = url
@@ -127,6 +131,13 @@ class Ledger:
             conn.execute(insert(s.ledger_meta).values(key="schema_version", value=str(s.SCHEMA_VERSION)))
         elif int(version) > s.SCHEMA_VERSION:
             raise LedgerError(f"ledger schema version {version} is newer than this code ({s.SCHEMA_VERSION})")
+        elif int(version) < s.SCHEMA_VERSION:
+            # Every migration so far adds tables, which create_all has just made in this transaction.
+            conn.execute(
+                update(s.ledger_meta)
+                .where(s.ledger_meta.c.key == "schema_version")
+                .values(value=str(s.SCHEMA_VERSION))
+            )
         has_tip = conn.execute(select(s.audit_tip.c.id)).first() is not None
         has_entries = conn.execute(select(s.audit_log.c.seq).limit(1)).first() is not None
         if not has_tip and not has_entries:
@@ -351,10 +362,15 @@ class Ledger:
         return self.lookup_many(office_id, source_object, [source_id]).get(source_id)
 
     def lookup_many(self, office_id: str, source_object: str, source_ids: Iterable[str]) -> dict[str, CrosswalkRow]:
+        """Crosswalk rows by source id, as this office sees them: a record that joined a Contact another
+        office created (policy ``merge``) reads as a row pointing at that Contact, and the Contact this
+        office created reads as deleted once its rollback released it to the other offices."""
         keys = [(source_object, source_id) for source_id in dict.fromkeys(source_ids)]
         with self.engine.connect() as conn:
             rows = self._rows_by_source(conn, office_id, keys)
-        return {source_id: row for (_, source_id), (_, row) in rows.items()}
+            found = {source_id: row for (_, source_id), (_, row) in rows.items()}
+            found.update(self._shared_view(conn, office_id, source_object, found, [sid for _, sid in keys]))
+        return found
 
     def zoho_id_for(self, office_id: str, source_object: str, source_id: str) -> str | None:
         """The live Zoho id for a source record; None if never written or rolled back."""
@@ -628,6 +644,7 @@ class Ledger:
                     .where(s.crosswalk.c.zoho_module == module, s.crosswalk.c.zoho_id.in_(chunk))
                     .values(deleted=True, deleted_by_run=by_run, deleted_at=now)
                 )
+            self._release_deleted(conn, by_run, module, zoho_ids, now)
             if audit:
                 self._append_audit(conn, audit)
 

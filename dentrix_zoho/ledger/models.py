@@ -171,3 +171,66 @@ class RunSummary:
     records_written: int
     records_created: int
     by_module_outcome: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+# -- patients seen at several offices (policy ``merge``) ---------------------------------------
+
+SharedRole = Literal["created", "joined"]
+MergeAction = Literal["send", "joined", "wait"]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeMember:
+    """One record of a cross-office group (the org-level audit's), by ids only."""
+
+    group_key: str
+    office_id: str
+    source_object: str
+    source_id: str
+    basis: str  # "name", "phone", "email", comma-joined
+
+
+@dataclass(frozen=True, slots=True)
+class SharedOwner:
+    """An office's hold on a Contact several offices share."""
+
+    zoho_module: str
+    zoho_id: str
+    office_id: str
+    source_object: str
+    source_id: str
+    role: str
+    run_id: str
+    row_hash: str | None
+    since: str
+    released: bool = False
+    released_by_run: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCandidate:
+    """A row an office is about to upsert whose record is in a cross-office group."""
+
+    source_object: str
+    source_id: str
+    row_hash: str
+    group_key: str
+    # The group's other records: (office, source object, source id).
+    others: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeDecision:
+    """What the loader does with a candidate: send it, leave it joined to a shared Contact, or wait.
+
+    ``code`` says why: CREATOR (its own Contact), CLAIMED (first of its group to load),
+    AMBIGUOUS (its group already has two Contacts: sent as a record of its own), JOINED, REJOINED,
+    STILL_JOINED, WAITING (another office's running load creates the group's Contact).
+    """
+
+    source_id: str
+    action: str
+    code: str
+    zoho_id: str | None = None
+    # WAITING: the office whose load is creating the Contact.
+    claimed_by_office: str | None = None

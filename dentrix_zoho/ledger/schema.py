@@ -19,7 +19,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+# 2: the cross-office tables (merge_groups, merge_claims, shared_owners). Every change so far adds
+# tables, which ``create_all`` makes in an existing ledger; the version stops older code, which
+# would not see a shared Contact's other owners, from opening a ledger that has them.
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -165,3 +168,63 @@ approvals = Table(
     Column("spec_path", String(1024)),
 )
 Index("ix_approvals_spec_hash", approvals.c.spec_hash)
+
+
+# -- patients seen at several offices (policy ``merge``, see docs/cross_office.md) ---------------
+
+# The org-level audit's groups of records taken for one person, as the loader merges them:
+# Source_System_IDs only, replaced whole by each audit.
+merge_groups = Table(
+    "merge_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_key", String(64), nullable=False),
+    Column("office_id", String(_ID), nullable=False),
+    Column("source_object", String(64), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("basis", String(64), nullable=False),
+    Column("detected_at", String(_TS), nullable=False),
+    UniqueConstraint("office_id", "source_object", "source_id", name="uq_merge_groups_source"),
+)
+Index("ix_merge_groups_key", merge_groups.c.group_key)
+
+# Which member of a group creates its Contact: the first office to load it. Two offices loading
+# the same person at once both see this row (their decisions are serialised on the audit tip),
+# so only one of them creates; the other joins once the Contact is in the crosswalk.
+merge_claims = Table(
+    "merge_claims",
+    metadata,
+    Column("group_key", String(64), primary_key=True, autoincrement=False),
+    Column("office_id", String(_ID), nullable=False),
+    Column("source_object", String(64), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("run_id", String(_ID), nullable=False),
+    Column("claimed_at", String(_TS), nullable=False),
+)
+
+# Every owner of a Contact that several offices share. The crosswalk keeps one row per Zoho record
+# (the office that created it, whose Source_System_ID the record carries); this table lists that
+# office ('created') and each office whose patient joined it ('joined'), each until its rollback
+# releases it. A Zoho record with no rows here is not shared.
+shared_owners = Table(
+    "shared_owners",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("zoho_module", String(64), nullable=False),
+    Column("zoho_id", String(64), nullable=False),
+    Column("office_id", String(_ID), nullable=False),
+    Column("source_object", String(64), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("role", String(16), nullable=False),
+    # The run that created the record or joined it (``rollback --run`` releases what it joined).
+    Column("run_id", String(_ID), nullable=False),
+    # The joined row's shaped hash: the load's accounting counts it loaded while it is current.
+    Column("row_hash", String(128)),
+    Column("since", String(_TS), nullable=False),
+    Column("released", Boolean, nullable=False, default=False),
+    Column("released_by_run", String(_ID)),
+    Column("released_at", String(_TS)),
+    UniqueConstraint("office_id", "source_object", "source_id", "zoho_module", "zoho_id", name="uq_shared_owner"),
+)
+Index("ix_shared_owners_zoho", shared_owners.c.zoho_module, shared_owners.c.zoho_id)
+Index("ix_shared_owners_run", shared_owners.c.run_id)

@@ -13,6 +13,9 @@ agree (Zoho stamps to the second), its Modified_By decides: anyone but
 ``our_user_ids`` (the integration user the migration and the rollback write
 as) counts as a person. So does it where a write of ours was announced (send intent) after the
 last one the ledger recorded: that write may have landed unrecorded (``ledger/human_edits.py``).
+
+A release (an office's hold on a Contact another office still owns, ``ledger/shared.py``) touches
+the ledger only: no API call, nothing to check in Zoho.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from dentrix_zoho.ledger import AuditEntry, Ledger
+from dentrix_zoho.ledger import AuditEntry, Ledger, SharedOwner
+from dentrix_zoho.ledger.shared import RELEASE_OPERATION
 from dentrix_zoho.progress import Progress
 from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, RollbackItem, RollbackPlan, RollbackStep
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id, writes_in_doubt
@@ -64,6 +68,7 @@ class RollbackResult:
     run_id: str
     deleted: int = 0
     restored: int = 0
+    released: int = 0  # holds on shared Contacts another office still owns (kept in Zoho)
     already_done: int = 0
     human_edits: list[HumanEdit] = field(default_factory=list)
     failures: list[StepFailure] = field(default_factory=list)
@@ -79,8 +84,9 @@ class RollbackResult:
 
     def summary(self) -> str:
         skipped = sum(1 for edit in self.human_edits if edit.action == "skipped")
+        shared = f", released {self.released} shared" if self.released else ""
         return (
-            f"deleted {self.deleted}, restored {self.restored}, already done {self.already_done}, "
+            f"deleted {self.deleted}, restored {self.restored}{shared}, already done {self.already_done}, "
             f"human edits {len(self.human_edits)} ({skipped} skipped), failures {len(self.failures)}, "
             f"missing {len(self.missing)}, calls {self.api_calls}, credits {self.credits}"
         )
@@ -115,6 +121,8 @@ def execute_rollback(
             calls_before = runner.result.api_calls
             if step.op == "restore":
                 runner.restore(step)
+            elif step.op == "release":
+                runner.release(step)
             elif step.per_record:
                 runner.delete_attachment(step)
             else:
@@ -231,6 +239,28 @@ class _Runner:
         entries = self._coded("delete", module, items, "ok", "ALREADY_GONE")
         self.ledger.mark_deleted(self.run_id, module, [item.zoho_id for item in items], entries)
         self.result.already_done += len(items)
+
+    # -- releases (ledger only) ------------------------------------------------------
+
+    def release(self, step: RollbackStep) -> None:
+        """End this rollback's offices' holds on Contacts another office still owns; Zoho is not touched."""
+        live = {
+            (h.office_id, h.source_object, h.source_id, h.zoho_id): h
+            for h in self.ledger.shared_owners(module=step.module, zoho_ids=step.zoho_ids, released=False)
+        }
+        pending: list[tuple[RollbackItem, SharedOwner]] = []
+        for item in step.items:
+            hold = live.get((item.office_id or "", item.source_object or "", item.source_id or "", item.zoho_id))
+            if hold is not None:
+                pending.append((item, hold))
+        self.result.already_done += len(step.items) - len(pending)
+        if not pending:
+            return
+        entries = [
+            self._entry(RELEASE_OPERATION, step.module, item, "ok", WriteOutcome(item.zoho_id, True, "SHARED_KEPT"))
+            for item, _ in pending
+        ]
+        self.result.released += self.ledger.release_shared(self.run_id, step.module, [h for _, h in pending], entries)
 
     # -- restores -----------------------------------------------------------------
 

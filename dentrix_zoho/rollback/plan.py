@@ -3,6 +3,11 @@ order, in how many API calls and for how many credits.
 
 A plan lists only what is still to do, so planning again after a crash gives
 the remaining work; the executor re-checks each step against the ledger too.
+
+A Contact several offices share (cross-office policy ``merge``, ``ledger/shared.py``) is deleted
+only with its last owner: rolling back one office while another still owns it *releases* that
+office's hold (a ledger-only step, no API call) and keeps the Contact; the office's children of
+it are deleted as usual.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dentrix_zoho.ledger import CrosswalkRow, Ledger, LedgerError, PreImageRef
+from dentrix_zoho.ledger import CrosswalkRow, Ledger, LedgerError, PreImageRef, SharedOwner
 from dentrix_zoho.ledger.text_table import text_table
 
 DEFAULT_MODULE_ORDER: tuple[str, ...] = ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes", "Attachments")
@@ -26,7 +31,7 @@ RECORDS_PER_UPDATE_CREDIT = 10
 CREDITS_PER_DELETE_CALL = 1
 CREDITS_PER_READ_CALL = 1
 
-Op = Literal["delete", "restore"]
+Op = Literal["delete", "restore", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +48,13 @@ class RollbackItem:
     # Attachments are deleted through their parent record's URL.
     parent_module: str | None = None
     parent_zoho_id: str | None = None
+    # Releases: whose hold on a shared Contact ends.
+    office_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RollbackStep:
-    """One API call."""
+    """One API call; a release is a ledger write only."""
 
     op: Op
     module: str
@@ -59,7 +66,13 @@ class RollbackStep:
         return [item.zoho_id for item in self.items]
 
     @property
+    def calls(self) -> int:
+        return 0 if self.op == "release" else 1
+
+    @property
     def credits(self) -> int:
+        if self.op == "release":
+            return 0
         if self.op == "restore":
             return math.ceil(len(self.items) / RECORDS_PER_UPDATE_CREDIT)
         return CREDITS_PER_DELETE_CALL
@@ -86,7 +99,7 @@ class RollbackPlan:
 
     @property
     def write_calls(self) -> int:
-        return len(self.steps)
+        return sum(step.calls for step in self.steps)
 
     @property
     def check_calls(self) -> int:
@@ -96,7 +109,7 @@ class RollbackPlan:
         return sum(self.check_reads(step) for step in self.steps)
 
     def check_reads(self, step: RollbackStep) -> int:
-        if not self.check_human_edits or step.per_record:
+        if not self.check_human_edits or step.per_record or step.op == "release":
             return 0
         return len(step.items) if step.op == "restore" and self.restore_reads_per_record else 1
 
@@ -140,11 +153,11 @@ class RollbackPlan:
         return "\n".join(lines)
 
     def _per_op_module(self) -> dict[tuple[str, str], tuple[int, int, int]]:
-        # Keeps execution order: restores first, then deletes children to parents.
+        # Keeps execution order: restores first, then deletes children to parents, then releases.
         table: dict[tuple[str, str], tuple[int, int, int]] = {}
         for step in self.steps:
             records, calls, credits = table.get((step.op, step.module), (0, 0, 0))
-            table[(step.op, step.module)] = (records + len(step.items), calls + 1, credits + step.credits)
+            table[(step.op, step.module)] = (records + len(step.items), calls + step.calls, credits + step.credits)
         return table
 
 
@@ -191,6 +204,7 @@ def plan_rollback(
         )
         created = list(ledger.crosswalk_rows(created=True, deleted=False, office_id=office_id))
 
+    created, releases = _shared_contacts(ledger, created, run_id, office_id, notes)
     rollback_runs = {r.run_id for r in ledger.runs(kind="rollback")}
     restores = _restore_items(ledger, run_id, office_id, created, rollback_runs, notes)
     if run_id is not None:
@@ -208,6 +222,7 @@ def plan_rollback(
 
     steps = _restore_steps(restores, module_order, within)
     steps += _delete_steps(created, module_order, within, notes)
+    steps += _release_steps(releases, module_order)
     return RollbackPlan(
         target=run_id or "all",
         office_id=office_id,
@@ -217,6 +232,75 @@ def plan_rollback(
         notes=notes,
         restore_reads_per_record=restore_reads_per_record,
     )
+
+
+def _shared_contacts(
+    ledger: Ledger,
+    created: list[CrosswalkRow],
+    run_id: str | None,
+    office_id: str | None,
+    notes: list[str],
+) -> tuple[list[CrosswalkRow], list[SharedOwner]]:
+    """The records to delete once shared Contacts are counted, and the holds to release.
+
+    A shared Contact another office still holds is kept (this rollback's holds on it released);
+    one whose last holders this rollback removes is deleted, whoever created it, unless it existed
+    in Zoho before the migration (then it is not ours to delete; a restore puts its pre-image back).
+    """
+
+    def in_scope(hold: SharedOwner) -> bool:
+        return (office_id is None or hold.office_id == office_id) and (run_id is None or hold.run_id == run_id)
+
+    mine = ledger.shared_owners(office_id=office_id, run_id=run_id, released=False)
+    wanted: dict[str, set[str]] = {}
+    for module, zoho_id in [(r.zoho_module, r.zoho_id) for r in created] + [(h.zoho_module, h.zoho_id) for h in mine]:
+        wanted.setdefault(module, set()).add(zoho_id)
+    holds: dict[tuple[str, str], list[SharedOwner]] = {}
+    anchors: dict[tuple[str, str], CrosswalkRow] = {}
+    for module, ids in wanted.items():
+        for hold in ledger.shared_owners(module=module, zoho_ids=sorted(ids)):
+            holds.setdefault((module, hold.zoho_id), []).append(hold)
+        shared = [zid for zid in ids if (module, zid) in holds]
+        anchors.update({(module, zid): row for zid, row in ledger.by_zoho_ids(module, shared).items()})
+
+    doomed = {(row.zoho_module, row.zoho_id) for row in created}
+    kept: set[tuple[str, str]] = set()
+    releases: list[SharedOwner] = []
+    last: list[CrosswalkRow] = []
+    for key, rows in sorted(holds.items()):
+        live = [hold for hold in rows if not hold.released]
+        ours = [hold for hold in live if in_scope(hold)]
+        anchor = anchors.get(key)
+        if any(not in_scope(hold) for hold in live) or anchor is None or anchor.deleted or anchor.created_by_run is None:
+            kept.add(key)
+            releases += ours
+        elif key not in doomed:
+            last.append(anchor)  # another office created it; its last holders go now
+    if kept & doomed:
+        notes.append(
+            f"{len(kept & doomed)} shared Contact(s) kept: another office still owns them "
+            "(this rollback releases its hold)"
+        )
+    joined_kept = len({(h.zoho_module, h.zoho_id) for h in releases} - doomed)
+    if joined_kept:
+        notes.append(f"{joined_kept} shared Contact(s) another office created keep that office; this one's hold ends")
+    if last:
+        notes.append(f"{len(last)} shared Contact(s) deleted with their last owner")
+    return [row for row in created if (row.zoho_module, row.zoho_id) not in kept] + last, releases
+
+
+def _release_steps(releases: Sequence[SharedOwner], module_order: Sequence[str]) -> list[RollbackStep]:
+    rank = _module_rank(module_order)
+    by_module: dict[str, list[RollbackItem]] = {}
+    for hold in sorted(releases, key=lambda h: (h.zoho_module, h.zoho_id, h.office_id, h.source_id)):
+        by_module.setdefault(hold.zoho_module, []).append(
+            RollbackItem(zoho_id=hold.zoho_id, source_object=hold.source_object, source_id=hold.source_id,
+                         office_id=hold.office_id)
+        )
+    steps: list[RollbackStep] = []
+    for module in sorted(by_module, key=lambda m: (rank.get(m, len(rank)), m)):
+        steps += [RollbackStep("release", module, tuple(b)) for b in _batches(by_module[module], MAX_IDS_PER_DELETE)]
+    return steps
 
 
 def _restore_items(
