@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dentrix_zoho import progress
@@ -36,6 +36,7 @@ from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import current_stamps, existing_by_key, scan_by_key
 from dentrix_zoho.mapping.validation import value_class
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
+from dentrix_zoho.zoho.retry import appending_fields
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ UNLINKED = "~unlinked"  # the target is held back: sent again once the target is
 # Below this many unknown records a COQL lookup is cheaper than scanning the module.
 COQL_LOOKUP_MAX = 1_000
 ADOPT_OPERATION = "adopt"  # audit: a record found in Zoho without a crosswalk row, taken into the ledger
+# A batch carrying subform rows whose answer was lost is emptied and sent again in the same step at
+# most this many times; what is still in doubt then waits for the next run (which empties it first).
+RESEND_ROUNDS = 3
 
 
 def stored_hash(row: ShapedRow, resolved: Resolved) -> str:
@@ -127,6 +131,12 @@ class _Known:
     foreign: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, existed before us
 
 
+def retryable_failure(outcome: RecordOutcome) -> bool:
+    """A failure that sending again may cure (the answer was lost, Zoho was unavailable), not a refusal."""
+    return not outcome.ok and (outcome.uncertain or bool(outcome.details.get("retryable"))
+                               or outcome.code == "UNCERTAIN_OUTCOME")
+
+
 def apply_outcomes(
     ctx: LoadContext,
     step: LoadStep,
@@ -171,7 +181,7 @@ def apply_outcomes(
             continue
         code = outcome.code or "UNKNOWN_ERROR"
         result.codes[code] = result.codes.get(code, 0) + 1
-        retryable = outcome.uncertain or bool(outcome.details.get("retryable")) or code == "UNCERTAIN_OUTCOME"
+        retryable = retryable_failure(outcome)
         batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "uncertain" if outcome.uncertain else "error",
                                       source_id=row.source_id, code=audit_code(code), credits=spent))
         if retryable:
@@ -457,12 +467,19 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
     """Zoho appends subform rows sent without an id, so an update would repeat every insurance
     plan: empty the module's subforms on records that exist, then send them again.
 
+    "Exist" includes records an earlier write of ours may have created without the ledger
+    hearing the answer (a send intent, no crosswalk row): a run killed after Zoho applied it, or a
+    batch whose answer stayed lost. The pre-scan finds those only once Zoho's search index has
+    caught up; where it did not, the record is emptied by key (an upsert of the same payload
+    with those fields ``[]``, which creates it if the write never landed) before it is sent.
+
     Returns the rows that may go; a record whose subforms could not be emptied waits for the
     next run (counted as failed) rather than have its rows doubled.
     """
     names = [str(f["api_name"]) for f in ctx.client.fields(step.module) if f.get("data_type") == "subform"]
-    if not names:
-        return ready
+    appending = [p for p in ready if p.row.source_id not in in_zoho and appending_fields(p.payload)]
+    announced = writer.intents(step.module, [p.row.source_id for p in appending]) if appending else {}
+    unseen = [p for p in appending if p.row.source_id in announced]
     existing = []
     for p in ready:
         if p.row.source_id not in in_zoho:
@@ -473,7 +490,7 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
             # No rows now: an empty list in the same upsert removes any old rows, at no extra call.
             for n in names:
                 p.payload[n] = []
-    if not existing:
+    if not existing and not unseen:
         return ready
     blocked: set[str] = set()
     size = ctx.options.batch_size
@@ -484,12 +501,85 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
                                                    for p in chunk], trigger=[])
         done = {o.index for o in outcomes if o.ok}
         blocked |= {p.row.source_id for i, p in enumerate(chunk) if i not in done}
+    for start in range(0, len(unseen), size):
+        chunk = unseen[start : start + size]
+        writer.record_intent(step.module, [p.row.source_id for p in chunk])
+        outcomes = ctx.client.upsert(step.module, [emptied(p.payload) for p in chunk],
+                                     duplicate_check_fields=[ctx.source_id_field(step.module)], trigger=[])
+        # A refusal is left to the upsert that follows: Zoho refuses it the same way and its answer
+        # quarantines the row with Zoho's reason. Only a lost answer or an outage holds the row back.
+        sent = {o.index: o for o in outcomes}
+        blocked |= {p.row.source_id for i, p in enumerate(chunk) if i not in sent or retryable_failure(sent[i])}
     if blocked:
         result.failed += len(blocked)
         result.codes["SUBFORM_NOT_EMPTIED"] = result.codes.get("SUBFORM_NOT_EMPTIED", 0) + len(blocked)
-    log.info("load %s: emptied subforms on %d existing records before re-sending (%d refused)", step.name,
-             len(existing) - len(blocked), len(blocked))
+    log.info("load %s: emptied subforms on %d existing records (%d written earlier with no answer) before "
+             "re-sending (%d refused)", step.name, len(existing) + len(unseen) - len(blocked), len(unseen),
+             len(blocked))
     return [p for p in ready if p.row.source_id not in blocked]
+
+
+def emptied(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with the rows Zoho would append removed: sending it leaves those fields empty, and
+    sending it twice leaves the same, so the transport may repeat it."""
+    return {**payload, **{name: [] for name in appending_fields(payload)}}
+
+
+@dataclass
+class Resent:
+    """What :func:`resend_lost` gives back: the batch's outcomes now, and the calls it made for them."""
+
+    outcomes: list[RecordOutcome]
+    calls: int = 0
+    credits: int = 0
+
+
+def resend_lost(ctx: LoadContext, step: LoadStep, batch: Sequence[Prepared], outcomes: Sequence[RecordOutcome],
+                sid_field: str) -> Resent:
+    """Send again, in the same step, the records of a batch whose answer was lost (``uncertain``).
+
+    The client sends a batch carrying subform rows only once (a blind resend would append its rows
+    a second time), so here, for each round: the records whose rows may already be there are
+    upserted with those fields empty (by key: repeatable, and it also creates what the lost call
+    did not), then the whole payload goes again. A round whose answer is lost again starts over.
+    Runs on the sending thread: only Zoho calls, no ledger write (the batch's send intent, committed
+    before its first call, covers them). ``CreditsExhausted`` carries the outcomes known so far.
+    """
+    by_index = {o.index: o for o in outcomes}
+    done = Resent([])
+
+    def upsert(positions: list[int], payloads: list[dict[str, Any]]) -> list[RecordOutcome]:
+        """One call for these batch positions; outcomes at their positions in the batch."""
+        done.calls += 1
+        done.credits += limits.write_call_credits(len(payloads))
+        try:
+            answer = ctx.client.upsert(step.module, payloads, duplicate_check_fields=[sid_field], trigger=[])
+        except CreditsExhausted as exc:
+            by_index.update({positions[o.index]: o.at(positions[o.index]) for o in exc.outcomes})
+            pending = [i for i in sorted(by_index) if by_index[i].uncertain]
+            raise exc.with_progress([by_index[i] for i in sorted(by_index)], pending) from None
+        return [o.at(positions[o.index]) for o in answer]
+
+    created: set[int] = set()  # positions an emptying call created: the lost call had not
+    for _ in range(RESEND_ROUNDS):
+        lost = [i for i in sorted(by_index) if by_index[i].uncertain]
+        if not lost:
+            break
+        wipe = [i for i in lost if appending_fields(batch[i].payload)]
+        if wipe:
+            for o in upsert(wipe, [emptied(batch[i].payload) for i in wipe]):
+                if o.ok and o.action == "insert":
+                    created.add(o.index)
+                elif not o.ok:
+                    by_index[o.index] = o  # refused or unavailable: that is its outcome for now
+        again = [i for i in lost if by_index[i].uncertain]
+        if again:
+            for o in upsert(again, [batch[i].payload for i in again]):
+                by_index[o.index] = replace(o, action="insert") if o.ok and o.index in created else o
+        log.info("load %s: %d records of a batch whose answer was lost sent again (%d still in doubt)",
+                 step.name, len(lost), sum(1 for i in lost if by_index[i].uncertain))
+    done.outcomes = [by_index[i] for i in sorted(by_index)]
+    return done
 
 
 def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], result: ModuleLoadResult,
@@ -498,22 +588,31 @@ def _send_batches(ctx: LoadContext, step: LoadStep, ready: list[Prepared], resul
     size = ctx.options.batch_size
     batches = [ready[i : i + size] for i in range(0, len(ready), size)]
 
+    resends: dict[int, Resent] = {}  # id(batch) -> the resends of a batch whose answer was lost
+
     def send(batch: list[Prepared]) -> Sent:
         try:
-            return ctx.client.upsert(step.module, [p.payload for p in batch],
-                                     duplicate_check_fields=[sid_field], trigger=[]), None
+            outcomes = ctx.client.upsert(step.module, [p.payload for p in batch],
+                                         duplicate_check_fields=[sid_field], trigger=[])
+            if not any(o.uncertain for o in outcomes):
+                return outcomes, None
+            resent = resend_lost(ctx, step, batch, outcomes, sid_field)
+            resends[id(batch)] = resent
+            return resent.outcomes, None
         except CreditsExhausted as exc:
             return list(exc.outcomes), exc
 
     def settle(batch: list[Prepared], sent: Sent, started: float) -> None:
         outcomes, _ = sent
+        resent = resends.pop(id(batch), Resent([]))
+        calls, credits = 1 + resent.calls, limits.write_call_credits(len(batch)) + resent.credits
         result.sent += len({o.index for o in outcomes})
-        result.api_calls += 1
+        result.api_calls += calls
         before = (result.ok, result.failed, result.quarantined)
         record = apply_outcomes(ctx, step, writer, parents, result, batch, outcomes, operation="upsert",
-                                created_if=created_if, credits=limits.write_call_credits(len(batch)))
+                                created_if=created_if, credits=credits)
         commit(ctx, writer, record, result, step)
-        progress.advance(len(batch), calls=1, credits=limits.write_call_credits(len(batch)))
+        progress.advance(len(batch), calls=calls, credits=credits)
         log.info("load %s batch: sent=%d ok=%d failed=%d quarantined=%d elapsed=%.2fs", step.name,
                  len(outcomes), result.ok - before[0], result.failed - before[1],
                  result.quarantined - before[2], time.perf_counter() - started)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from dentrix_zoho.zoho import bulk, limits
+from dentrix_zoho.zoho import bulk, limits, retry
 from dentrix_zoho.zoho.budget import CreditBudget
 from dentrix_zoho.zoho.auth import TokenCache
 from dentrix_zoho.zoho.config import ZohoConfig
@@ -119,13 +119,21 @@ class ZohoClient:
         duplicate_check_fields: Sequence[str] = ("Source_System_ID",),
         trigger: Sequence[str] = (),
     ) -> list[RecordOutcome]:
-        """Keyed on ``duplicate_check_fields`` (a unique field), so every failure mode may retry."""
+        """Keyed on ``duplicate_check_fields`` (a unique field): repeating it finds the same record.
+
+        Except for rows Zoho appends (subform rows without an ``id``, ``retry.appending_fields``):
+        a call carrying any is sent once, since a resend after a 5xx or a broken answer that came
+        after Zoho applied it would hold those rows twice. Such a call's records come back
+        ``uncertain`` then, and the caller empties those fields before it sends them again
+        (``load/upserts.py``). The rule is per call: the loader sends one batch a call, so a batch
+        without such rows keeps the transport's retries.
+        """
         op = WriteOp(
             method="POST",
             path_template=f"{V8}/{{module}}/upsert",
             module=module,
             default_action=None,
-            idempotent=True,
+            idempotent=not retry.appends_rows(records),
             body_extra={"duplicate_check_fields": list(duplicate_check_fields), "trigger": list(trigger)},
         )
         return self._writer.write(op, records)
@@ -153,6 +161,8 @@ class ZohoClient:
     def update(
         self, module: str, records: Sequence[Mapping[str, Any]], trigger: Sequence[str] = ()
     ) -> list[RecordOutcome]:
+        """By id, so repeatable, unless it carries rows Zoho appends (as :meth:`upsert`): a rollback's
+        restore re-creating subform rows comes back ``uncertain`` rather than doubled."""
         missing = [i for i, r in enumerate(records) if not r.get("id")]
         if missing:
             raise ValueError(f"update needs an 'id' in every record; missing at positions {missing[:10]}")
@@ -161,7 +171,7 @@ class ZohoClient:
             path_template=f"{V8}/{{module}}",
             module=module,
             default_action="update",
-            idempotent=True,
+            idempotent=not retry.appends_rows(records),
             body_extra={"trigger": list(trigger)},
         )
         return self._writer.write(op, records)

@@ -7,7 +7,7 @@ Zoho sends the same ``429 TOO_MANY_REQUESTS`` for "too many calls at once" and
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -38,6 +38,27 @@ def should_retry(*, status: int | None, exc: BaseException | None, idempotent: b
     if status == 429:
         return True
     return idempotent and status in RETRYABLE_STATUS
+
+
+def appending_fields(record: Mapping[str, Any]) -> list[str]:
+    """Fields of a write whose rows Zoho appends: a list holding a row without an ``id``.
+
+    Zoho adds a subform row sent without an id as a new row, whatever rows the record holds
+    already (rows with an id are updated, ``{"id", "_delete": null}`` removes one, ``[]`` removes
+    all): such a write, repeated after its answer was lost, holds every row twice. Any list of
+    objects without ids is judged so, not only a subform: for a field whose list semantics we have
+    not checked, a call sent once is the safe side.
+    """
+    return [
+        name
+        for name, value in record.items()
+        if isinstance(value, list) and any(isinstance(row, Mapping) and not row.get("id") for row in value)
+    ]
+
+
+def appends_rows(records: Iterable[Mapping[str, Any]]) -> bool:
+    """Would repeating this write add rows a second time? Then it is not idempotent."""
+    return any(appending_fields(record) for record in records)
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
