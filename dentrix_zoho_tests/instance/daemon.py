@@ -39,10 +39,65 @@ def release(gate: Path, run_id: str) -> None:
     (gate / f"release-{run_id}").touch()
 
 
+def _process_tree(root: int) -> set[tuple[int, str]]:
+    """``root``'s descendants as (pid, start time), read from /proc; the start time tells a process
+    from a later one that reused its pid."""
+    children: dict[int, list[int]] = {}
+    started_at: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        started_at[pid] = fields[19]
+    found: set[tuple[int, str]] = set()
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.add((pid, started_at[pid]))
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _end_leftovers(tree: set[tuple[int, str]]) -> None:
+    # The daemon starts its code server in a session of its own, so ending the daemon's process group
+    # does not reach it; a code server still waiting on held runs would outlive the test.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid, start in tree if _start_time(pid) == start]
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _start_time(pid) is not None and not _zombie(pid)]
+            time.sleep(0.1)
+        if not alive:
+            return
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 @contextmanager
 def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dagster-daemon run` on the instance in ``home``, writing to ``log``. Its code server and the run
-    processes it starts share its process group, which is ended (TERM, then KILL) on exit."""
+    """`dagster-daemon run` on the instance in ``home``, writing to ``log``. On exit the daemon's process
+    group is ended (TERM, then KILL), then whatever it started that is still alive (its code server and
+    the run processes under it)."""
     env = {**os.environ, "DAGSTER_HOME": str(home), GATE_ENV: str(gate)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -56,6 +111,7 @@ def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Pop
     try:
         yield proc
     finally:
+        tree = _process_tree(proc.pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(proc.pid, sig)
@@ -66,6 +122,7 @@ def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Pop
                 break
             except subprocess.TimeoutExpired:
                 continue
+        _end_leftovers(tree)
 
 
 def log_tail(log: Path, lines: int = 40) -> str:
