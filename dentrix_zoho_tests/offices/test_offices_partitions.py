@@ -214,3 +214,23 @@ def test_wrong_credentials_fail_the_office_naming_the_cause_not_the_password(
     assert message.startswith("office east: cannot open its Dentrix database")
     assert "password authentication failed" in message
     assert wrong not in _events_text(result) and pg_server.password not in _events_text(result)
+
+
+def test_a_delta_of_one_office_reads_its_dentrix_and_changes_only_its_staging(dso: Dso) -> None:
+    from dentrix_zoho.defs.cutover.assets import build_cutover_assets
+
+    dso.materialize("north")
+    dso.materialize("south")
+    south_db = dso.folder("south") / "staging.duckdb"
+    before = _digest(south_db)
+    with sqlite3.connect(dso.practices["north"]) as db:
+        db.execute("UPDATE patient SET emailaddr = 'moved@example.org', automodifiedtimestamp = '2026-11-26 12:00:00' "
+                   "WHERE patid = (SELECT min(patid) FROM patient)")
+    delta, _ = build_cutover_assets(OFFICES_PARTITIONS)
+    result = dg.materialize([delta], partition_key="north", instance=dso.instance, raise_on_error=False, resources={
+        "dentrix": DentrixSourceResource(),
+        "workspace": WorkspaceResource(home=str(dso.home), offices_file=str(dso.offices_file))})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.partition == "north" and event.materialization.metadata["changed"].value == 1
+    assert _digest(south_db) == before
