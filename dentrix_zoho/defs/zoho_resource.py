@@ -8,6 +8,11 @@ pool's limit on the Dagster instance (``dagster instance concurrency set
 <pool> <slots>``) and the same number in ``pool_slots``: each op's client then
 takes ``edition concurrency // pool_slots`` connections, so all runs against one
 org together stay within the org's concurrency limit.
+
+With the org's shared limiter (``ZOHO_ORG_LIMITS_URL``) the split is not needed: every
+run may use the edition's whole concurrency, and the limiter keeps the sum of all runs'
+calls within it (and their credits within the org's day); set the pool as wide as
+``max_concurrent_runs`` then.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class ZohoResource(dg.ConfigurableResource):
     pool_slots: int = Field(default=1, ge=1, description="the Dagster pool's limit for this org")
     calls_per_minute: int | None = None
     on_budget_exhausted: str = "stop"
+    # The org's shared limiter; the URL may carry a password, so it only ever comes by EnvVar.
+    org_limits_url: str | None = None
+    org_credit_reserve: float | None = None
+    org_lease_seconds: float | None = None
 
     @classmethod
     def from_env_vars(cls, **overrides: object) -> ZohoResource:
@@ -71,6 +80,7 @@ class ZohoResource(dg.ConfigurableResource):
             "edition": "ZOHO_EDITION",
             "org_key": "ZOHO_ORG",
             "on_budget_exhausted": "ZOHO_ON_BUDGET_EXHAUSTED",
+            "org_limits_url": "ZOHO_ORG_LIMITS_URL",
         }
         values: dict[str, object] = {
             "client_id": dg.EnvVar("ZOHO_CLIENT_ID"),
@@ -85,6 +95,16 @@ class ZohoResource(dg.ConfigurableResource):
         ):
             if os.environ.get(var):
                 values[name] = dg.EnvVar.int(var)
+        # Not secrets, and read here: Dagster's config has no float from the environment, and an
+        # EnvVar placeholder cannot pass pool_slots' bound.
+        for name, var, kind in (("pool_slots", "ZOHO_POOL_SLOTS", int),
+                                ("org_credit_reserve", "ZOHO_ORG_CREDIT_RESERVE", float),
+                                ("org_lease_seconds", "ZOHO_ORG_LEASE_SECONDS", float)):
+            if os.environ.get(var):
+                try:
+                    values[name] = kind(os.environ[var])
+                except ValueError:
+                    raise ValueError(f"{var} must be a number, got {os.environ[var]!r}") from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -104,7 +124,12 @@ class ZohoResource(dg.ConfigurableResource):
             max_concurrency=self.max_concurrency,
             calls_per_minute=self.calls_per_minute,
             on_budget_exhausted=self.on_budget_exhausted,  # type: ignore[arg-type]
+            org_limits_url=self.org_limits_url,  # type: ignore[arg-type]
+            **{name: value for name, value in (("org_credit_reserve", self.org_credit_reserve),
+                                               ("org_lease_seconds", self.org_lease_seconds)) if value is not None},
         )
+        if self.org_limits_url:
+            return base  # the shared limiter holds every run's calls together
         share = max(1, base.concurrency // self.pool_slots)
         return base.model_copy(update={"max_concurrency": share})
 

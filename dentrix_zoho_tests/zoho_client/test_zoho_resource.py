@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name, zoho_pool_name_from_env
 from dentrix_zoho.zoho import ZohoClient, ZohoConfig
@@ -39,6 +40,25 @@ def test_resource_builds_from_env_vars(monkeypatch):
         client.close()
     # The secret is not part of the resource's displayed config.
     assert "secret-from-env" not in repr(resource)
+
+
+def test_the_orgs_shared_limiter_reaches_the_resource_from_the_environment(monkeypatch, tmp_path):
+    _set_env(monkeypatch, ENV)
+    url = f"sqlite:///{tmp_path / 'org.sqlite'}"
+    monkeypatch.setenv("ZOHO_ORG_LIMITS_URL", url)
+    monkeypatch.setenv("ZOHO_ORG_CREDIT_RESERVE", "0.3")
+    monkeypatch.setenv("ZOHO_POOL_SLOTS", "4")
+    resource = ZohoResource.from_env_vars()
+    with dg.build_resources({"zoho": resource}) as built:
+        config = built.zoho.zoho_config()
+        assert config.org_limits_url is not None and config.org_limits_url.get_secret_value() == url
+        assert config.org_credit_reserve == 0.3
+        # The shared limiter holds all runs together: no run gives up its share of the edition's 15.
+        assert built.zoho.pool_slots == 4 and config.concurrency == 15
+    assert url not in repr(resource)
+    monkeypatch.setenv("ZOHO_ORG_LEASE_SECONDS", "soon")
+    with pytest.raises(ValueError, match="ZOHO_ORG_LEASE_SECONDS must be a number"):
+        ZohoResource.from_env_vars()
 
 
 def test_pool_name_is_per_org_and_stable(monkeypatch):
