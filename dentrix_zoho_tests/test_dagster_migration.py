@@ -103,6 +103,15 @@ def test_sample_then_gate_then_full_then_nothing_to_send(migration_env) -> None:
     assert checks["zero_loss"] and checks["balances"] and checks["parents"]
     after_full = emu.snapshot()
     assert len(after_full["modules"]["Contacts"]) > sample_contacts
+    # The figures a data engineer charts over runs are numbers on the materializations, so the UI plots them.
+    figures = {"/".join(e.asset_key.path): e.materialization.metadata for e in full.get_asset_materialization_events()}
+    reconciliation = figures["zoho_load/reconciliation"]
+    assert reconciliation["calls"].value > 0 and reconciliation["credits"].value >= reconciliation["calls"].value
+    assert isinstance(reconciliation["seconds"].value, float)
+    assert isinstance(figures["zoho_shaped/contacts"]["seconds"].value, float)
+    assert isinstance(figures["zoho_shaped/contacts"]["quarantined"].value, int)
+    contacts = figures["zoho_load/patients"]
+    assert all(isinstance(contacts[k].value, (int, float)) for k in ("dagster/row_count", "credits", "seconds"))
 
     again = _run(defs, "full_migration", instance)
     assert again.success

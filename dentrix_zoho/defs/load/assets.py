@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dentrix_zoho.defs.load.resources import build_load_context, open_ledger, sample_ids, zoho_client
+from dentrix_zoho.defs.load.resources import CallTally, build_load_context, open_ledger, sample_ids, zoho_client
 from dentrix_zoho.defs.load.state import load_schema, save_owners, save_schema
 from dentrix_zoho.defs.mapping.assets import SAMPLE_TABLE, SHAPED_GROUP, office_spec, run_scope, shaped_asset_key
 from dentrix_zoho.defs.plan.assets import ESTIMATE_KEY
@@ -292,6 +292,7 @@ def build_load_assets(partitions_def: dg.PartitionsDefinition | None = None) -> 
         ),
     )
     def reconciliation(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        from dentrix_zoho.progress import reporting_to
         from dentrix_zoho.load import (
             reconcile_accounting,
             reconcile_balances,
@@ -307,15 +308,17 @@ def build_load_assets(partitions_def: dg.PartitionsDefinition | None = None) -> 
         schema = load_schema(ws.home_path)
         if schema is None:
             raise dg.Failure("schema setup has not run: materialize zoho_load/schema_setup first")
-        client = zoho_client(zoho, ledger, context.run.run_id)
+        tally = CallTally()
+        client = zoho_client(zoho, ledger, context.run.run_id, tally)
         office = ws.office_id
         sample = sample_ids(ws) if scope == "sample" else None
-        results = [
-            reconcile_accounting(ws.staging.path, ledger, office, sample_source_ids=sample),
-            reconcile_zoho_counts(client, ledger, office, schema, recheck_seconds=5.0),
-            reconcile_parents(client, ledger, office, schema),
-            reconcile_balances(ws.staging.path, client, ledger, office, schema),
-        ]
+        with reporting_to(context.log.info):
+            results = [
+                reconcile_accounting(ws.staging.path, ledger, office, sample_source_ids=sample),
+                reconcile_zoho_counts(client, ledger, office, schema, recheck_seconds=5.0),
+                reconcile_parents(client, ledger, office, schema),
+                reconcile_balances(ws.staging.path, client, ledger, office, schema),
+            ]
         gate = zero_loss_gate(results)
         plan = write_remigration_plan(ws.staging.path, ledger, office, ws.reports_dir)
         ledger.finish_run(context.run.run_id, "succeeded" if gate.passed else "failed")
@@ -323,6 +326,7 @@ def build_load_assets(partitions_def: dg.PartitionsDefinition | None = None) -> 
             metadata={
                 "zero_loss": gate.passed,
                 "quarantined_records": plan.records,
+                **tally.metadata(),
                 "remigration_plan_csv": dg.MetadataValue.path(str(plan.csv_path)),
                 "remigration_plan_md": dg.MetadataValue.path(str(plan.markdown_path)),
                 "remigration_plan": dg.MetadataValue.json(plan.by_reason),

@@ -1,6 +1,8 @@
 """What load assets share: the ledger, the Zoho client wired to it, and the load context."""
 
+import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -19,9 +21,33 @@ def open_ledger(office: OfficeScope) -> Ledger:
     return Ledger(office.resolved_ledger_url)
 
 
-def zoho_client(zoho: ZohoResource, ledger: Ledger, run_id: str) -> ZohoClient:
+class CallTally:
+    """Calls and credits of one step's client, for the step's numeric metadata (the UI plots them)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.credits = 0
+        self._started = time.perf_counter()
+
+    def count(self, event: Any) -> None:
+        self.calls += 1
+        self.credits += int(getattr(event, "credits", 0) or 0)
+
+    def metadata(self) -> dict[str, float | int]:
+        return {"calls": self.calls, "credits": self.credits, "seconds": round(time.perf_counter() - self._started, 3)}
+
+
+def zoho_client(zoho: ZohoResource, ledger: Ledger, run_id: str, tally: CallTally | None = None) -> ZohoClient:
     """Every API call of this run lands in the ledger's api_calls table (ids and counts only)."""
-    return zoho.get_client(event_sink=api_call_sink(ledger, run_id))
+    sink = api_call_sink(ledger, run_id)
+    if tally is None:
+        return zoho.get_client(event_sink=sink)
+
+    def both(event: Any) -> None:
+        tally.count(event)
+        sink(event)
+
+    return zoho.get_client(event_sink=both)
 
 
 def sample_ids(office: OfficeScope) -> frozenset[str] | None:
@@ -70,4 +96,4 @@ def reports_dir(office: OfficeScope) -> Path:
     return office.reports_dir
 
 
-__all__ = ["SchemaResult", "build_load_context", "open_ledger", "reports_dir", "sample_ids", "zoho_client"]
+__all__ = ["CallTally", "SchemaResult", "build_load_context", "open_ledger", "reports_dir", "sample_ids", "zoho_client"]

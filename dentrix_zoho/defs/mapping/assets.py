@@ -1,5 +1,7 @@
 """Phase 3 shaping: Zoho-shaped tables from the staged Dentrix tables, the workflow reference, the gate."""
 
+import time
+
 import dagster as dg
 
 from dentrix_zoho.defs.source.assets import staged_asset_key
@@ -64,6 +66,7 @@ def build_mapping_assets(
         """Transform and validate every staged object into Zoho-shaped rows, quarantine and skips."""
         from dentrix_zoho.defs.load.state import load_schema
         from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
+        from dentrix_zoho.progress import reporting_to
 
         office = workspace.scope(context)
         spec = office_spec(load_spec(), office)
@@ -78,15 +81,18 @@ def build_mapping_assets(
             if scope == "sample":
                 sample_ids = {r[0] for r in con.execute(f"SELECT source_id FROM {SAMPLE_TABLE}").fetchall()}
                 context.log.info(f"shaping the sample: {len(sample_ids)} patients and their children")
-            summary = shape_all(
-                con,
-                spec,
-                office_id=office.office_id,
-                as_of=office.today(),
-                image_root=office.image_root,
-                sample_source_ids=sample_ids,
-                ledger_pdf_dir=office.reports_dir / "ledger_pdfs",
-            )
+            started = time.perf_counter()
+            with reporting_to(context.log.info):
+                summary = shape_all(
+                    con,
+                    spec,
+                    office_id=office.office_id,
+                    as_of=office.today(),
+                    image_root=office.image_root,
+                    sample_source_ids=sample_ids,
+                    ledger_pdf_dir=office.reports_dir / "ledger_pdfs",
+                )
+            seconds = round(time.perf_counter() - started, 3)
             counts = {
                 table: int(
                     con.execute(
@@ -107,6 +113,7 @@ def build_mapping_assets(
                 ),
                 "scope": scope,
                 "spec_hash": summary.spec_hash[:12],
+                "seconds": seconds,
             }
             if module_counts is not None:
                 metadata |= {"quarantined": module_counts.quarantined, "skipped_by_rule": module_counts.skipped}

@@ -8,7 +8,8 @@ from typing import cast
 import dagster as dg
 from pydantic import Field
 
-from dentrix_zoho.defs.load.resources import open_ledger, zoho_client
+from dentrix_zoho.defs.load.resources import CallTally, open_ledger, zoho_client
+from dentrix_zoho.progress import reporting_to
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
 from dentrix_zoho.defs.zoho_resource import ZohoResource, zoho_pool_name_from_env
 from dentrix_zoho.ledger import LedgerError
@@ -77,10 +78,12 @@ def rollback_op(
         rollback_run_id = unfinished_rollback(ledger, plan) or context.run_id
         if rollback_run_id != context.run_id:
             context.log.info("resuming rollback run %s (it did not finish)", rollback_run_id)
-        with zoho_client(zoho, ledger, rollback_run_id) as client:
+        tally = CallTally()
+        with zoho_client(zoho, ledger, rollback_run_id, tally) as client, reporting_to(context.log.info):
             result = run_rollback(plan, client, ledger, rollback_run_id, policy=cast(Policy, config.policy))
         counts = result_counts(result)
         metadata["rollback_run_id"] = rollback_run_id
+        metadata.update(tally.metadata())
         metadata.update({f"result.{k}": v for k, v in counts.items()})
         context.log.info("rollback %s: %s", plan.target, result.summary())
         if not result.complete:
