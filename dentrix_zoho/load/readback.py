@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dentrix_zoho.progress import Progress
 from dentrix_zoho.zoho import ZohoClient, ZohoError, limits
 
 T = TypeVar("T")
@@ -100,15 +101,28 @@ def listing_calls(children: int) -> int:
     return max(1, math.ceil(children / limits.RECORDS_PER_PAGE))
 
 
-def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int, name: str = "zoho-read") -> list[T]:
-    """Each task's result, in the tasks' order; ``workers`` at a time. The first error is raised."""
+def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int, name: str = "zoho-read",
+                     progress: Progress | None = None) -> list[T]:
+    """Each task's result, in the tasks' order; ``workers`` at a time. The first error is raised.
+
+    ``progress`` advances on the caller's thread as results are collected (its sink is the caller's).
+    """
     if not tasks:
         return []
+    results: list[T] = []
     if workers <= 1 or len(tasks) == 1:
-        return [task() for task in tasks]
+        for task in tasks:
+            results.append(task())
+            if progress is not None:
+                progress.advance(1)
+        return results
     with ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix=name) as pool:
         futures = [pool.submit(task) for task in tasks]
-        return [f.result() for f in futures]
+        for future in futures:
+            results.append(future.result())
+            if progress is not None:
+                progress.advance(1)
+        return results
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,9 @@ class ReadBack:
             self.stats.add("Attachments", attachment_listings=len(parents))
         records: dict[str, dict[str, dict[str, Any]]] = {r.module: {} for r in requests}
         listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for owner, part in zip(owners, run_concurrently(tasks, self.workers), strict=True):
+        # A line at least every 10 s of a long read-back: calls answered of those planned.
+        progress = Progress("read-back", len(tasks), unit="calls")
+        for owner, part in zip(owners, run_concurrently(tasks, self.workers, progress=progress), strict=True):
             if isinstance(owner, tuple):
                 listings[owner] = part
                 continue
@@ -361,9 +377,11 @@ class ReadStream(ReadBatches):
         self._flush()
         records: dict[str, dict[str, dict[str, Any]]] = {}
         listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        progress = Progress("read-back", len(self._futures), unit="calls")
         try:
             for owner, future in self._futures:
                 part = future.result()
+                progress.advance(1)
                 if isinstance(owner, tuple):
                     listings[owner] = part
                     continue

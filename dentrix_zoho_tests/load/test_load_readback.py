@@ -217,3 +217,23 @@ def test_human_edit_checks_read_stamps_in_batches(loaded: dict[str, Any]) -> Non
     # Same stamps as a GET by id of the same record.
     one = counting.client.get("Events", rows[0].zoho_id)
     assert one is not None and stamps[rows[0].zoho_id]["Modified_Time"] == one["Modified_Time"]
+
+
+def test_a_long_read_back_reports_progress_on_the_callers_thread(
+    loaded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dentrix_zoho.load.readback import ReadBack, ReadRequest
+    from dentrix_zoho.progress import PROGRESS_PREFIX, reporting_to
+
+    monkeypatch.setenv("DENTRIX_ZOHO_PROGRESS_SECONDS", "0.000001")  # every answered call is "10 s later"
+    world = loaded["world"]
+    counting = Counting(loaded["handle"])
+    ids = [row.zoho_id for row in _ours(world, "Events")]
+    lines: list[str] = []
+    # The sink is the caller's (a context variable the worker threads do not see): the lines must still come.
+    with reporting_to(lines.append):
+        records, _ = ReadBack(counting.client, workers=4).read_many([ReadRequest("Events", ids, ("Subject",))])
+    assert set(records["Events"]) == set(ids)
+    calls = sum(counting.calls(LIST).values())  # the multi-id reads (not the field metadata before them)
+    assert lines and all(line.startswith(PROGRESS_PREFIX + "read-back: ") for line in lines)
+    assert f"{calls:,}/{calls:,} calls (100%)" in lines[-1]
