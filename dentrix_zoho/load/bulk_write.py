@@ -24,7 +24,7 @@ resolved, subforms handled). What it decides and does:
   writes: upload, send intents for the rows (``send_intent``), create the job (``upsert`` with
   ``find_by`` = ``Source_System_ID``), at once an audit row ``bulk_job`` holding the job id (code =
   the step name), then poll (bounded by ``LoadOptions.bulk_timeout_s``), download, apply the result
-  exactly as the record API's outcomes (``upserts.apply_outcomes``: crosswalk write, created = the
+  exactly as the record API's outcomes (``batch_outcomes.apply_outcomes``: crosswalk write, created = the
   record did not exist before this run, per-row errors into the quarantine as ``zoho_rejected
   <CODE>`` with the column in the quarantine row's ``field``, ``unprocessed`` or a missing row =
   uncertain, sent again next run), and last an audit row ``bulk_job_done`` (code = the job's status).
@@ -56,7 +56,7 @@ from sqlalchemy import select
 
 from dentrix_zoho.ledger import AuditEntry, CrosswalkWrite
 from dentrix_zoho.ledger import schema as ledger_schema
-from dentrix_zoho.load import upserts
+from dentrix_zoho.load.batch_outcomes import ADOPT_OPERATION, Prepared, apply_outcomes, commit
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code
 from dentrix_zoho.load.links import ParentIndex
@@ -70,7 +70,7 @@ JOB_OPERATION = "bulk_job"  # the job exists in Zoho: zoho_id = job id, code = s
 SETTLED_OPERATION = "bulk_job_done"  # its outcome is in the ledger: code = COMPLETED / FAILED / TIMEOUT / ...
 TIMEOUT_CODE = "BULK_TIMEOUT"
 
-Created = Callable[["upserts.Prepared", RecordOutcome], bool]
+Created = Callable[[Prepared, RecordOutcome], bool]
 
 
 def supports(module: str) -> bool:
@@ -164,15 +164,15 @@ def _decide(ctx: LoadContext, step: LoadStep, n_rows: int, result: ModuleLoadRes
 # -- sending ----------------------------------------------------------------------------------------
 
 
-def send(ctx: LoadContext, step: LoadStep, ready: list[upserts.Prepared], result: ModuleLoadResult,
-         writer: LedgerWriter, parents: ParentIndex, created_if: Created) -> list[upserts.Prepared]:
+def send(ctx: LoadContext, step: LoadStep, ready: list[Prepared], result: ModuleLoadResult,
+         writer: LedgerWriter, parents: ParentIndex, created_if: Created) -> list[Prepared]:
     """Send what Bulk Write should carry in jobs; returns the rows still to go by the record API."""
     if ctx.options.write_path == "records" or not supports(step.module) or not ready or ctx.options.dry_run:
         return ready
     sid_field = ctx.source_id_field(step.module)
     types = _types(ctx, step.module)
-    carried: list[tuple[upserts.Prepared, dict[str, Any]]] = []
-    rest: list[upserts.Prepared] = []
+    carried: list[tuple[Prepared, dict[str, Any]]] = []
+    rest: list[Prepared] = []
     for item in ready:
         record = csv_record(item.payload, sid_field, types)
         if record is None:
@@ -188,7 +188,7 @@ def send(ctx: LoadContext, step: LoadStep, ready: list[upserts.Prepared], result
     if not _decide(ctx, step, len(carried), result):
         return ready
     result.write_path = "bulk"
-    fallback: list[upserts.Prepared] = []
+    fallback: list[Prepared] = []
     for start in range(0, len(carried), limits.BULK_WRITE_MAX_RECORDS):
         chunk = carried[start : start + limits.BULK_WRITE_MAX_RECORDS]
         for file in bulk.build_files(step.module, [record for _, record in chunk]):
@@ -203,7 +203,7 @@ def send(ctx: LoadContext, step: LoadStep, ready: list[upserts.Prepared], result
     return rest + fallback
 
 
-def _run_job(ctx: LoadContext, step: LoadStep, file: bulk.BulkFile, items: list[upserts.Prepared],
+def _run_job(ctx: LoadContext, step: LoadStep, file: bulk.BulkFile, items: list[Prepared],
              result: ModuleLoadResult, writer: LedgerWriter, parents: ParentIndex, sid_field: str,
              created_if: Created) -> bool:
     """One job, start to finish. False: it failed or did not finish, its rows are the caller's again."""
@@ -220,9 +220,9 @@ def _run_job(ctx: LoadContext, step: LoadStep, file: bulk.BulkFile, items: list[
         return False
     rows = client.bulk_result(step.module, job_id, status)
     outcomes = bulk.parse_result_by_key([p.row.source_id for p in items], rows, sid_field)
-    record = upserts.apply_outcomes(ctx, step, writer, parents, result, items, outcomes, operation="upsert",
-                                    created_if=created_if)
-    upserts.commit(ctx, writer, record, result, step)
+    record = apply_outcomes(ctx, step, writer, parents, result, items, outcomes, operation="upsert",
+                            created_if=created_if)
+    commit(ctx, writer, record, result, step)
     _settle(ctx, step, job_id, "COMPLETED")
     log.info("load %s: Bulk Write job of %d rows: %d errors", step.name, len(items),
              sum(not o.ok for o in outcomes))
@@ -294,7 +294,7 @@ def _take_in(ctx: LoadContext, step: LoadStep, job_run: str, rows: Sequence[Shap
             continue
         batch.writes.append(CrosswalkWrite(row.source_object, row.source_id, step.module, outcome.zoho_id, None,
                                            outcome.action == "insert"))
-        batch.audit.append(AuditEntry(ctx.run_id, upserts.ADOPT_OPERATION, step.module, "ok",
+        batch.audit.append(AuditEntry(ctx.run_id, ADOPT_OPERATION, step.module, "ok",
                                       source_id=row.source_id, zoho_id=outcome.zoho_id, code="BULK_RESUMED"))
     refused = ctx.ledger.record_writes(job_run, ctx.office_id, batch.writes) if batch.writes else []
     writer.commit(BatchRecord(audit=batch.audit))

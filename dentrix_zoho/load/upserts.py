@@ -28,45 +28,33 @@ from dentrix_zoho import progress
 from dentrix_zoho.ledger import AuditEntry, CrosswalkRow, CrosswalkWrite, QuarantineRow
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
 from dentrix_zoho.load import bulk_write
+from dentrix_zoho.load.batch_outcomes import (  # noqa: F401 - loaded_hashes re-exported (reconcile.py)
+    ADOPT_OPERATION,
+    UNLINKED,
+    Prepared,
+    apply_outcomes,
+    commit,
+    hash_tag,
+    loaded_hashes,
+    retryable_failure,
+)
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
-from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code, value_class_code
+from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import current_stamps, existing_by_key, scan_by_key
-from dentrix_zoho.mapping.validation import value_class
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
 from dentrix_zoho.zoho.retry import appending_fields
 
 log = logging.getLogger(__name__)
 
 DRY_RUN_ID = "dry-run"  # stands in for a Zoho id a dry run would have got
-# Stored-hash suffixes for a row sent without one of its optional links (Related_Party):
-PARTIAL = "~partial"  # the target may still load: the next run sends the row again
-UNLINKED = "~unlinked"  # the target is held back: sent again once the target is in Zoho
 # Below this many unknown records a COQL lookup is cheaper than scanning the module.
 COQL_LOOKUP_MAX = 1_000
-ADOPT_OPERATION = "adopt"  # audit: a record found in Zoho without a crosswalk row, taken into the ledger
 # A batch carrying subform rows whose answer was lost is emptied and sent again in the same step at
 # most this many times; what is still in doubt then waits for the next run (which empties it first).
 RESEND_ROUNDS = 3
-
-
-def stored_hash(row: ShapedRow, resolved: Resolved) -> str:
-    if resolved.retry_links:
-        return row.row_hash + PARTIAL
-    if resolved.dropped_optional:
-        return row.row_hash + UNLINKED
-    return row.row_hash
-
-
-def loaded_hashes(row_hash: str) -> tuple[str, ...]:
-    """Stored hashes meaning "this content is in Zoho" (with or without a dropped optional link)."""
-    return (row_hash, row_hash + PARTIAL, row_hash + UNLINKED)
-
-
-def hash_tag(row_hash: str) -> str:
-    return f"[{row_hash[:12]}]"
 
 
 def still_rejected(writer: LedgerWriter, rows: Sequence[ShapedRow]) -> set[str]:
@@ -99,28 +87,8 @@ def changed(ctx: LoadContext, rows: Sequence[ShapedRow]) -> list[ShapedRow]:
     return [r for r in rows if r.source_id in ids]
 
 
-def rejection(ctx: LoadContext, row: ShapedRow, payload: dict[str, Any], outcome: RecordOutcome) -> QuarantineRow:
-    """Zoho refused the record: keep the code, the field and the class of the value, never the value."""
-    field_name = outcome.api_name
-    klass = value_class_code(value_class(payload.get(field_name))) if field_name else "record"
-    detail = ""
-    for key in ("expected_data_type", "maximum_length", "limit"):
-        if key in outcome.details:
-            detail = f" ({key} {outcome.details[key]})"
-            break
-    reason = f"zoho_rejected {outcome.code}{detail}"[:180] + " " + hash_tag(row.row_hash)
-    return QuarantineRow(ctx.run_id, ctx.office_id, row.source_object, row.source_id, klass, reason, field=field_name)
-
-
 def held_back(ctx: LoadContext, row: ShapedRow, field_name: str | None, klass: str, reason: str) -> QuarantineRow:
     return QuarantineRow(ctx.run_id, ctx.office_id, row.source_object, row.source_id, klass, reason, field=field_name)
-
-
-@dataclass
-class Prepared:
-    row: ShapedRow
-    payload: dict[str, Any]
-    resolved: Resolved
 
 
 @dataclass
@@ -129,83 +97,6 @@ class _Known:
 
     interrupted: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, created by an interrupted run
     foreign: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, existed before us
-
-
-def retryable_failure(outcome: RecordOutcome) -> bool:
-    """A failure that sending again may cure (the answer was lost, Zoho was unavailable), not a refusal."""
-    return not outcome.ok and (outcome.uncertain or bool(outcome.details.get("retryable"))
-                               or outcome.code == "UNCERTAIN_OUTCOME")
-
-
-def apply_outcomes(
-    ctx: LoadContext,
-    step: LoadStep,
-    writer: LedgerWriter,
-    parents: ParentIndex,
-    result: ModuleLoadResult,
-    prepared: Sequence[Prepared],
-    outcomes: Sequence[RecordOutcome],
-    *,
-    operation: str,
-    created_if: Callable[[Prepared, RecordOutcome], bool],
-    parent_of: Callable[[Prepared], tuple[str, str] | None] = lambda p: None,
-    credits: int = 0,
-) -> BatchRecord:
-    """Turn one batch's outcomes into ledger rows and counts (commit is the caller's)."""
-    batch = BatchRecord()
-    by_index = {o.index: o for o in outcomes}
-    for i, item in enumerate(prepared):
-        outcome = by_index.get(i)
-        row = item.row
-        spent = credits if i == 0 else 0
-        if outcome is None:  # not sent (credits ran out before this batch)
-            continue
-        if outcome.ok and outcome.zoho_id:
-            created = created_if(item, outcome)
-            parent = parent_of(item)
-            batch.writes.append(CrosswalkWrite(
-                row.source_object, row.source_id, step.module, outcome.zoho_id, stored_hash(row, item.resolved),
-                created, outcome.modified_time, parent_module=parent[0] if parent else None,
-                parent_zoho_id=parent[1] if parent else None,
-            ))
-            batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "ok", source_id=row.source_id,
-                                          zoho_id=outcome.zoho_id, code=audit_code(outcome.code), credits=spent))
-            batch.resolved_sources.append((row.source_object, row.source_id))
-            if step.kind == "upsert":  # only keyed records are link targets
-                parents.set(row.source_id, outcome.zoho_id)
-            result.ok += 1
-            result.created += created
-            result.updated += not created
-            if item.resolved.dropped_optional:
-                result.links_dropped += 1
-            continue
-        code = outcome.code or "UNKNOWN_ERROR"
-        result.codes[code] = result.codes.get(code, 0) + 1
-        retryable = retryable_failure(outcome)
-        batch.audit.append(AuditEntry(ctx.run_id, operation, step.module, "uncertain" if outcome.uncertain else "error",
-                                      source_id=row.source_id, code=audit_code(code), credits=spent))
-        if retryable:
-            result.failed += 1
-        else:
-            batch.quarantine.append(rejection(ctx, row, item.payload, outcome))
-            result.quarantined += 1
-    return batch
-
-
-def commit(ctx: LoadContext, writer: LedgerWriter, batch: BatchRecord, result: ModuleLoadResult,
-           step: LoadStep) -> None:
-    conflicts = writer.commit(batch)
-    if not conflicts:
-        return
-    # Another source record already owns that Zoho record (an upsert matched a shared key).
-    held: list[QuarantineRow] = []
-    for write in batch.writes:
-        if any(msg.endswith(f"{write.source_object} {write.source_id}") for msg in conflicts):
-            held.append(QuarantineRow(ctx.run_id, ctx.office_id, write.source_object, write.source_id,
-                                      "zoho_record", "crosswalk_conflict: the Zoho record belongs to another source row"))
-    result.ok -= len(held)
-    result.quarantined += len(held)
-    writer.commit(BatchRecord(quarantine=held))
 
 
 def _pre_scan(ctx: LoadContext, module: str, unknown: list[str]) -> dict[str, dict[str, Any]]:
