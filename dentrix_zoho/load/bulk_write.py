@@ -69,6 +69,10 @@ DECISION_OPERATION = "write_path"
 JOB_OPERATION = "bulk_job"  # the job exists in Zoho: zoho_id = job id, code = step name
 SETTLED_OPERATION = "bulk_job_done"  # its outcome is in the ledger: code = COMPLETED / FAILED / TIMEOUT / ...
 TIMEOUT_CODE = "BULK_TIMEOUT"
+REFUSED_OPERATION = "bulk_refused"  # Zoho would not take a job (no permission or scope): code = Zoho's code
+# Zoho's answers to a user who may not use Bulk Write: the profile lacks the permission (403), or the
+# token lacks the bulk scope (401 OAUTH_SCOPE_MISMATCH). Either holds for the rest of the run.
+_REFUSALS = {403: None, 401: "OAUTH_SCOPE_MISMATCH"}
 
 Created = Callable[[Prepared, RecordOutcome], bool]
 
@@ -131,6 +135,19 @@ def _settle(ctx: LoadContext, step: LoadStep, job_id: str, status: str) -> None:
                                        code=audit_code(status.replace(" ", "_"))))
 
 
+def _refused(exc: ZohoError) -> bool:
+    return exc.status in _REFUSALS and _REFUSALS[exc.status] in (None, exc.code)
+
+
+def refused_this_run(ctx: LoadContext) -> str | None:
+    """Zoho's code if it refused a Bulk Write job earlier in this run (an earlier step may be another process)."""
+    a = ledger_schema.audit_log.c
+    with ctx.ledger.engine.connect() as conn:
+        row = conn.execute(select(a.code).where(a.run_id == ctx.run_id, a.operation == REFUSED_OPERATION)
+                           .limit(1)).first()
+    return None if row is None else str(row[0] or "REFUSED")
+
+
 def unsettled_jobs(ctx: LoadContext, step: LoadStep) -> dict[str, str]:
     """Job id -> the run that created it, for this step's jobs whose outcome no run recorded, oldest first."""
     a = ledger_schema.audit_log.c
@@ -187,20 +204,44 @@ def send(ctx: LoadContext, step: LoadStep, ready: list[Prepared], result: Module
         return ready
     if not _decide(ctx, step, len(carried), result):
         return ready
+    if (code := refused_this_run(ctx)) is not None:
+        log.warning("load %s: Zoho refused Bulk Write earlier in this run (%s); record API", step.name, code)
+        return ready
     result.write_path = "bulk"
-    fallback: list[Prepared] = []
+    fallback: list[Prepared] = []  # rows of jobs that failed or did not finish (counted sent once already)
+    unsent: list[Prepared] = []  # rows of jobs Zoho refused to create (never sent)
+    refused = False
     for start in range(0, len(carried), limits.BULK_WRITE_MAX_RECORDS):
         chunk = carried[start : start + limits.BULK_WRITE_MAX_RECORDS]
         for file in bulk.build_files(step.module, [record for _, record in chunk]):
             items = [chunk[i][0] for i in file.indices]
-            if not _run_job(ctx, step, file, items, result, writer, parents, sid_field, created_if):
+            if refused:
+                unsent += items
+                continue
+            try:
+                done = _run_job(ctx, step, file, items, result, writer, parents, sid_field, created_if)
+            except ZohoError as exc:
+                if not _refused(exc):
+                    raise
+                # No job exists (Zoho refused to create it): its rows, and every later job's, go by the
+                # record API; the refusal is in the ledger, so this run's later steps do not ask again.
+                refused = True
+                unsent += items
+                ctx.ledger.append_audit(AuditEntry(ctx.run_id, REFUSED_OPERATION, step.module, "error",
+                                                   code=audit_code(exc.code or str(exc.status))))
+                log.warning("load %s: Zoho refused a Bulk Write job (%s %s): the profile or token may not use "
+                            "Bulk Write; its rows go by the record API", step.name, exc.status, exc.code)
+                continue
+            if not done:
                 fallback += items
     if fallback:
         result.bulk_fallback += len(fallback)
         result.sent -= len(fallback)  # counted again when the record API sends them
         log.warning("load %s: %d rows of failed or unfinished Bulk Write jobs go by the record API", step.name,
                     len(fallback))
-    return rest + fallback
+    if unsent:
+        result.bulk_fallback += len(unsent)
+    return rest + fallback + unsent
 
 
 def _run_job(ctx: LoadContext, step: LoadStep, file: bulk.BulkFile, items: list[Prepared],

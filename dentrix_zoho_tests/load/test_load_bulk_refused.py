@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dentrix_zoho.load import load_all
-from dentrix_zoho.load.bulk_write import JOB_OPERATION
+from dentrix_zoho.load.bulk_write import JOB_OPERATION, REFUSED_OPERATION
 from dentrix_zoho.mapping import load_spec
 from dentrix_zoho.zoho import ZohoError, bulk
 
@@ -50,9 +50,6 @@ def test_the_emulator_refuses_a_job_with_403_before_spending(world_factory: Any,
     assert not world.handle.snapshot()["modules"].get("Contacts")
 
 
-@pytest.mark.xfail(strict=True, raises=ZohoError,
-                   reason="load/bulk_write.py has no fallback for a job Zoho refuses: the 403 from "
-                          "bulk_create_job fails the step (fallback covers only FAILED and unfinished jobs)")
 def test_a_refused_bulk_write_falls_back_to_the_record_api(world_factory: Any, kit: Any, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     duck = kit.build_small_world(tmp_path / "shaped.duckdb", tmp_path / "files", tweak=_with_rows_bulk_can_carry)
@@ -71,6 +68,10 @@ def test_a_refused_bulk_write_falls_back_to_the_record_api(world_factory: Any, k
     assert set(keyed) == {kit.sid("patient", n) for n in (1, 2, 3, 5)} and max(keyed.values()) == 1
     assert kit.canonical(refused.handle.snapshot())["Contacts"] == kit.canonical(by_records.handle.snapshot())["Contacts"]
     assert not [e for e in refused.ledger.audit_entries() if e.operation == JOB_OPERATION]  # no job was made
+    # The refusal is on record, once: the second step of the run did not ask Zoho again.
+    refusals = [e for e in refused.ledger.audit_entries() if e.operation == REFUSED_OPERATION]
+    assert [(e.module, e.code) for e in refusals] == [("Contacts", "NO_PERMISSION")]
+    assert got["responsible_parties"].bulk_fallback + got["patients"].bulk_fallback > 0
     rows = list(refused.ledger.crosswalk_rows(module="Contacts"))
     assert len(rows) == 4 and all(r.created_by_run for r in rows)
     # nothing left to send, nothing sent twice
