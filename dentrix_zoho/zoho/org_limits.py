@@ -37,8 +37,8 @@ sync late; the reserve and Zoho's own 429 absorb that.
 Database outage: a call that cannot take its slot, or whose budget figure is stale and cannot be
 refreshed, raises :class:`OrgLimitsUnavailable` (the URL shown without its password) before
 anything is sent to Zoho, so a run neither hangs nor runs unlimited; once the database is back,
-the next call goes through. A call already in flight finishes; its slot frees itself at the
-end of its lease if the release could not be written. Spends not yet written stay in memory and
+the next call goes through. A call already in flight finishes; a slot whose release could not be
+written is freed as soon as the database answers again (or by its lease running out). Spends not yet written stay in memory and
 are written once the database answers again (a process killed meanwhile loses up to one sync
 of them).
 """
@@ -191,8 +191,7 @@ class OrgDatabase:
 
     def unavailable(self, doing: str, exc: BaseException) -> OrgLimitsUnavailable:
         return OrgLimitsUnavailable(
-            f"the shared Zoho org limits database ({self.shown}) did not answer while {doing} "
-            f"({self.reason(exc)}); nothing was sent to Zoho for this call"
+            f"the shared Zoho org limits database ({self.shown}) did not answer while {doing} ({self.reason(exc)})"
         )
 
     def run(self, doing: str, work: Callable[[Connection], T], *, transaction: bool = False) -> T:
@@ -262,6 +261,7 @@ class OrgSlots:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._live: dict[str, tuple[Kind, int]] = {}  # token -> (kind, slot)
+        self._unfreed: list[tuple[Kind, int, str]] = []  # released while the database was away
         self._doors: dict[Kind, threading.Lock] = {k: threading.Lock() for k in KINDS}
         self._freed: dict[Kind, threading.Event] = {k: threading.Event() for k in KINDS}
         self.notified = False  # a listener wakes waiters on other processes' releases
@@ -300,10 +300,13 @@ class OrgSlots:
     def _try(self, kind: Kind, token: str) -> int | None:
         params = {"token": token, "lease": self.lease_seconds, "org": self.org, "kind": kind,
                   "limit": self.limits[kind]}
-        slot = self._db.run(
-            f"taking a Zoho {'heavy-call' if kind == 'heavy' else 'call'} slot",
-            lambda conn: conn.execute(self._take, params).scalar_one_or_none(),
-        )
+        try:
+            slot = self._db.run(
+                f"taking a Zoho {'heavy-call' if kind == 'heavy' else 'call'} slot",
+                lambda conn: conn.execute(self._take, params).scalar_one_or_none(),
+            )
+        except OrgLimitsUnavailable as exc:
+            raise OrgLimitsUnavailable(f"{exc}; the call was not sent to Zoho") from None
         return None if slot is None else int(slot)
 
     def acquire(self, kind: Kind) -> str:
@@ -313,6 +316,11 @@ class OrgSlots:
             delay = POLL_MIN_S
             while True:
                 self._freed[kind].clear()  # before looking, so a release in between still wakes us
+                if self._unfreed:
+                    try:
+                        self.free_leftovers()
+                    except OrgLimitsUnavailable:
+                        pass  # the attempt to take a slot says so, and why
                 slot = self._try(kind, token)
                 if slot is not None:
                     with self._lock:
@@ -322,15 +330,22 @@ class OrgSlots:
                 self._freed[kind].wait(NOTIFIED_POLL_S if self.notified else delay)
                 delay = min(delay * 2, POLL_MAX_S)
 
+    def _free_params(self, kind: Kind, slot: int, token: str) -> dict[str, Any]:
+        return {"org": self.org, "kind": kind, "slot": slot, "token": token, "payload": f"{self.org}|{kind}"}
+
     def release(self, token: str) -> None:
         with self._lock:
             kind, slot = self._live.pop(token)
-        params = {"org": self.org, "kind": kind, "slot": slot, "token": token, "payload": f"{self.org}|{kind}"}
+        params = self._free_params(kind, slot, token)
         try:
             self._db.run("freeing a Zoho call slot", lambda conn: conn.execute(self._free, params))
         except OrgLimitsUnavailable as exc:
-            # The call itself is done; no longer renewed, its lease runs out on its own.
-            logger.warning("%s; the slot frees itself within %.0f s", exc, self.lease_seconds)
+            # The call itself is done. No longer renewed, the lease runs out on its own; freed at
+            # once if the database answers again before that.
+            logger.warning("%s; the slot is freed when it is back, or by its lease within %.0f s",
+                           exc, self.lease_seconds)
+            with self._lock:
+                self._unfreed.append((kind, slot, token))
             self._freed[kind].set()  # our waiter finds out for itself
             return
         # With a listener our own NOTIFY wakes our waiter as it wakes the other processes': no head
@@ -351,6 +366,24 @@ class OrgSlots:
         finally:
             if heavy_token is not None:
                 self.release(heavy_token)
+
+    def free_leftovers(self) -> None:
+        """Free the slots whose release the database missed (the keeper, and a waiter, call this)."""
+        with self._lock:
+            leftovers, self._unfreed = self._unfreed, []
+        if not leftovers:
+            return
+        try:
+            self._db.run(
+                "freeing Zoho call slots",
+                lambda conn: conn.execute(self._free, [self._free_params(*left) for left in leftovers]),
+            )
+        except OrgLimitsUnavailable:
+            with self._lock:
+                self._unfreed.extend(leftovers)
+            raise
+        for kind in {left[0] for left in leftovers}:
+            self._freed[kind].set()
 
     def renew(self) -> None:
         with self._lock:
@@ -527,14 +560,17 @@ class OrgCreditBudget(CreditBudget):
 
     def before_call(self, cost: int) -> None:
         """Pause (until the window frees enough) or stop when this call would dip into the reserve."""
-        while True:
-            remaining = self.remaining()
-            if remaining is None or remaining - self.reserve >= cost + self.edge:
-                return
-            remaining = self.remaining(fresh=True)
-            if remaining is None or remaining - self.reserve >= cost:
-                return
-            self.exhausted(cost, remaining, source="org accounting")  # raises on stop or after max_wait
+        try:
+            while True:
+                remaining = self.remaining()
+                if remaining is None or remaining - self.reserve >= cost + self.edge:
+                    return
+                remaining = self.remaining(fresh=True)
+                if remaining is None or remaining - self.reserve >= cost:
+                    return
+                self.exhausted(cost, remaining, source="org accounting")  # raises on stop or after max_wait
+        except OrgLimitsUnavailable as exc:
+            raise OrgLimitsUnavailable(f"{exc}; the call was not sent to Zoho") from None
 
 
 # -- the whole -------------------------------------------------------------------------------------
@@ -585,6 +621,7 @@ class OrgLimits:
         failing = False
         while not self._stop.wait(tick):
             try:
+                self.slots.free_leftovers()
                 if time.monotonic() >= next_renew:
                     self.slots.renew()
                     next_renew = time.monotonic() + renew_every
