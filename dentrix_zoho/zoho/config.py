@@ -92,7 +92,9 @@ class ZohoConfig(BaseModel):
     org_limits_url: SecretStr | None = Field(
         default=None,
         description="a database every run against this org shares (postgresql+psycopg://... or sqlite:///...) "
-        "for the org's concurrency and credits; unset: this process's own gates and budget",
+        "for the org's concurrency and credits; unset: this process's own gates and budget. Every run of "
+        "the org must give the same ZOHO_ORG (the key its slots and credits are filed under), and "
+        "ZOHO_MAX_CONCURRENCY then caps the org's total, not one process's",
     )
     org_credit_reserve: float = Field(
         default=0.20, ge=0.0, lt=1.0,
