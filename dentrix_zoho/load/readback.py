@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dentrix_zoho.progress import Progress
-from dentrix_zoho.zoho import ZohoClient, ZohoError, limits
+from dentrix_zoho.zoho import OrgLimitsUnavailable, ZohoClient, ZohoError, limits
 
 T = TypeVar("T")
 
@@ -154,6 +154,8 @@ class ReadBack:
         if cached is None:
             try:
                 cached = {str(f["api_name"]): f for f in self.client.fields(module) if f.get("api_name")}
+            except OrgLimitsUnavailable:
+                raise  # never asked: not an org without metadata
             except ZohoError:
                 cached = {}  # no metadata (Notes on some orgs): nothing is known to be by-id only
             with self._lock:

@@ -9,7 +9,7 @@ from typing import Any
 
 from dentrix_zoho.mapping import custom_fields, picklist_additions
 from dentrix_zoho.mapping.spec import MappingSpec
-from dentrix_zoho.zoho import BudgetExceeded, CreditsExhausted, ZohoClient, ZohoError
+from dentrix_zoho.zoho import BudgetExceeded, CreditsExhausted, OrgLimitsUnavailable, ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def add_missing_picklist_values(
         for api_name, values in by_field.items():
             try:
                 done = client.add_picklist_values(module, api_name, values)
-            except (CreditsExhausted, BudgetExceeded):
+            except (CreditsExhausted, BudgetExceeded, OrgLimitsUnavailable):
                 raise
             except ZohoError as exc:
                 log.warning("schema: could not add picklist values to %s.%s (%s)", module, api_name,

@@ -15,7 +15,7 @@ from typing import Any
 
 from dentrix_zoho.load.readback import ReadBack, run_concurrently
 from dentrix_zoho.rollback.writer import WriteOutcome
-from dentrix_zoho.zoho import RecordOutcome, ZohoClient, ZohoError
+from dentrix_zoho.zoho import OrgLimitsUnavailable, RecordOutcome, ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class ZohoRollbackWriter:
         for module in modules:
             try:
                 fields = self.client.fields(module)
+            except OrgLimitsUnavailable:
+                raise  # never asked Zoho: not a module without metadata
             except ZohoError as exc:
                 log.warning("rollback: no field metadata for %s (%s); sending every pre-image field", module, exc.code)
                 continue

@@ -15,6 +15,7 @@ from dentrix_zoho.zoho.errors import (
     ZohoUnavailable,
 )
 from dentrix_zoho.zoho.events import ApiCallEvent, EventSink
+from dentrix_zoho.zoho.org_limits import OrgLimitsUnavailable
 from dentrix_zoho.zoho.outcomes import RecordOutcome
 from dentrix_zoho.zoho.planning import WritePathChoice
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "CreditsExhausted",
     "EventSink",
+    "OrgLimitsUnavailable",
     "RecordOutcome",
     "SchemaLimitExceeded",
     "UncertainOutcome",
