@@ -11,7 +11,7 @@ import sys
 import time
 
 BENCHMARKS = ["bench_extract", "bench_emulator", "bench_client", "bench_delta", "bench_migration", "bench_plan",
-              "bench_readback"]
+              "bench_readback", "bench_offices"]
 
 
 def main(argv: list[str]) -> int:

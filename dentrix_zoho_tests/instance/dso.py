@@ -153,6 +153,11 @@ def make_dagster_home(folder: Path) -> Path:
     return folder
 
 
+def max_concurrent_runs() -> int:
+    """The shipped instance file's limit on runs in progress."""
+    return int(yaml.safe_load(LOCAL_YAML.read_text())["concurrency"]["runs"]["max_concurrent_runs"])
+
+
 def zoho_pool() -> str:
     """The pool every Zoho-calling asset declares for ``ORG`` (as ``zoho_pool_name_from_env`` names it)."""
     from dentrix_zoho.defs.zoho_resource import zoho_pool_name_from_env
