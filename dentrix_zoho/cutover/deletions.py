@@ -9,6 +9,12 @@ Human edits win: a record that someone changed in Zoho after we wrote it
 (``Modified_By`` is not our integration user, or ``Modified_Time`` differs from
 what the ledger recorded, unless a write of ours announced since may have moved it) is reported
 and left alone.
+
+A Contact several offices share (cross-office policy ``merge``, docs/cross_office.md) is the
+person of every office that holds it: a patient deleted at one office *releases* that office's
+hold (ledger only, no API call) while another office still holds the Contact, whichever office
+created it; only the last holder's deletion deletes (or marks) it. A record that joined another
+office's Contact has no crosswalk row of its own: its hold is what is looked for here.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import duckdb
 
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, writes_in_doubt
-from dentrix_zoho.ledger.models import AuditEntry, CrosswalkRow
+from dentrix_zoho.ledger.models import AuditEntry, CrosswalkRow, SharedOwner
+from dentrix_zoho.ledger.shared import RELEASE_OPERATION
 from dentrix_zoho.load.zoho_reads import current_stamps
 from dentrix_zoho.zoho import ZohoClient
 
@@ -34,6 +41,7 @@ DeletionPolicy = Literal["delete", "mark"]
 DELETION_ORDER: tuple[str, ...] = ("Attachments", "Notes", "Calls", "Tasks", "Events", "Leads", "Contacts")
 SHAPED_TABLES = ("contacts", "leads", "events", "tasks", "calls", "notes", "attachments", "quarantine", "skipped")
 UNMARKABLE = frozenset({"Notes", "Attachments"})  # no custom fields in Zoho
+RELEASED_CODE = "SOURCE_DELETED"  # audit code of a hold released because the office's record is gone
 
 
 class DeletionRefused(RuntimeError):
@@ -51,6 +59,8 @@ class DeletionResult:
     already_gone: int = 0
     human_edited: int = 0
     not_markable: int = 0
+    # Holds on shared Contacts released: the office's record is gone, another office still holds the Contact.
+    released: int = 0
     failed: int = 0
     by_module: dict[str, int] = field(default_factory=dict)
 
@@ -85,8 +95,39 @@ def find_deletions(con: duckdb.DuckDBPyConnection, ledger: Ledger, office_id: st
     if not present:
         raise DeletionRefused("nothing is shaped for this office: refusing to treat every record as deleted")
     gone = [r for r in ledger.crosswalk_rows(office_id=office_id, deleted=False) if r.source_id not in present]
+    gone = _with_shared_holds(ledger, office_id, gone, present)
     order = {m: i for i, m in enumerate(DELETION_ORDER)}
     return sorted(gone, key=lambda r: (order.get(r.zoho_module, -1), r.source_object, r.source_id))
+
+
+def _hold_key(hold: SharedOwner) -> tuple[str, str, str, str]:
+    return hold.zoho_module, hold.zoho_id, hold.source_object, hold.source_id
+
+
+def _with_shared_holds(ledger: Ledger, office_id: str, gone: list[CrosswalkRow], present: set[str]) -> list[CrosswalkRow]:
+    """``gone`` less the Contacts this office has let go of already (its hold released: they live on for
+    another office), plus the records that joined another office's Contact and are gone from the source.
+
+    One read of the office's holds (none under ``separate``), whatever the number of records.
+    """
+    holds = ledger.shared_owners(office_id=office_id)
+    if not holds:
+        return gone
+    held = {_hold_key(h) for h in holds if not h.released}
+    let_go = {_hold_key(h) for h in holds if h.released} - held
+    gone = [r for r in gone if (r.zoho_module, r.zoho_id, r.source_object, r.source_id) not in let_go]
+    joined: dict[str, list[SharedOwner]] = {}
+    for hold in holds:
+        if hold.role == "joined" and not hold.released and hold.source_id not in present:
+            joined.setdefault(hold.source_object, []).append(hold)
+    for source_object, owners in joined.items():
+        # As the office sees them: a row pointing at the shared Contact, while that Contact lives.
+        seen = ledger.lookup_many(office_id, source_object, [h.source_id for h in owners])
+        for hold in owners:
+            row = seen.get(hold.source_id)
+            if row is not None and not row.deleted and row.zoho_id == hold.zoho_id and row.zoho_module == hold.zoho_module:
+                gone.append(row)
+    return gone
 
 
 def _integration_user_id(client: ZohoClient) -> str | None:
@@ -110,6 +151,9 @@ def apply_deletions(
     by_module: Counter[str] = Counter()
     for module in DELETION_ORDER:
         rows = [r for r in candidates if r.zoho_module == module]
+        if not rows:
+            continue
+        rows = _release_shared(ledger, run_id, module, rows, result)
         if not rows:
             continue
         if policy == "mark" and module in UNMARKABLE:
@@ -144,6 +188,38 @@ def apply_deletions(
     result.by_module = dict(by_module)
     log.info("deletions (%s): %s", policy, {k: v for k, v in result.as_dict().items() if k != "by_module"})
     return result
+
+
+def _release_shared(ledger: Ledger, run_id: str, module: str, rows: list[CrosswalkRow],
+                    result: DeletionResult) -> list[CrosswalkRow]:
+    """Release this office's hold on each Contact another office still holds; the rows left to delete or mark.
+
+    Under either policy: marking a Contact "deleted in Dentrix" would be as wrong for the office that
+    still sees the person as deleting it. Ledger only: no API call, nothing to check in Zoho.
+    """
+    live: dict[str, list[SharedOwner]] = {}
+    for hold in ledger.shared_owners(module=module, zoho_ids=[r.zoho_id for r in rows], released=False):
+        live.setdefault(hold.zoho_id, []).append(hold)
+    if not live:
+        return rows
+    left: list[CrosswalkRow] = []
+    mine: list[SharedOwner] = []
+    audit: list[AuditEntry] = []
+    for row in rows:
+        holds = live.get(row.zoho_id, [])
+        own = [h for h in holds if (h.office_id, h.source_object, h.source_id) == (row.office_id, row.source_object,
+                                                                                   row.source_id)]
+        if len(own) == len(holds):
+            left.append(row)  # not shared, or this office is its last holder: deleted (or marked) as usual
+            continue
+        mine += own
+        if own:
+            audit.append(AuditEntry(run_id, RELEASE_OPERATION, module, "ok", row.source_id, row.zoho_id, RELEASED_CODE))
+    if mine:
+        result.released += ledger.release_shared(run_id, module, mine, audit)
+    log.info("deletions %s: %d shared record(s) kept for the other offices that hold them (%d hold(s) released)",
+             module, len(rows) - len(left), len(mine))
+    return left
 
 
 def _delete(client: ZohoClient, ledger: Ledger, run_id: str, module: str, rows: Iterable[CrosswalkRow],

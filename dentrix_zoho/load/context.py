@@ -110,6 +110,10 @@ class ModuleLoadResult:
     links_dropped: int = 0  # optional links whose target is not in Zoho yet (sent again next run)
     owner_unresolved: int = 0
     human_edited: int = 0  # records edited in Zoho by someone else since our last write (see human_edits)
+    # Policy ``merge`` (docs/cross_office.md): patients that joined a Contact another office created, not
+    # sent; accounted for like a loaded row (rule ``cross_office_joined``). Those waiting for that
+    # office's load are in ``quarantined``.
+    cross_office_joined: int = 0
     api_calls: int = 0
     # The write path of this step (keyed modules) and the planner's numbers behind it.
     write_path: str = "records"

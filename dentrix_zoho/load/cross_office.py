@@ -109,6 +109,12 @@ def split_for_merge(
     if module != MERGED_MODULE or not rows:
         return CrossOfficeSplit(send=list(rows))
     merge_map = merge_map or MergeMap.load(ledger, office_id)
+    if not merge_map.groups:
+        # Legitimate when none of the office's patients is seen elsewhere; but a load before the org-level
+        # audit would make every shared person a second Contact, which a later audit cannot undo.
+        log.warning("load %s: policy merge, but the ledger holds no cross-office groups for office %s: if the "
+                    "org-level audit has not run since the offices were staged (dentrix-zoho org-audit), every "
+                    "patient is sent as a Contact of its own", module, office_id)
     candidates = {c.source_id: c for row in rows if (c := merge_map.candidate(row)) is not None}
     if not candidates:
         return CrossOfficeSplit(send=list(rows))

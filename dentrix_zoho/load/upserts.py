@@ -39,6 +39,7 @@ from dentrix_zoho.load.batch_outcomes import (  # noqa: F401 - loaded_hashes re-
     retryable_failure,
 )
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
+from dentrix_zoho.load.cross_office import split_for_merge
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
@@ -231,6 +232,18 @@ def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], kno
 
 def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], result: ModuleLoadResult,
                      writer: LedgerWriter, parents: ParentIndex) -> None:
+    # Policy ``merge``: a patient another office already made a Contact of joins it rather than being
+    # sent, and one whose Contact another office's running load is making waits (quarantined, joins
+    # next run). Before anything else, so no later stage (a killed run's Bulk Write jobs included)
+    # sends either. Under ``separate`` every row goes on, for one COUNT per Contacts step at most.
+    split = split_for_merge(writer, step.module, rows, dry_run=ctx.options.dry_run)
+    if split.joined or split.waiting:
+        for source_id, zoho_id in split.joined.items():
+            parents.set(source_id, zoho_id)  # this office's children and links attach to the shared Contact
+        result.cross_office_joined += len(split.joined)
+        result.quarantined += len(split.waiting)
+        progress.advance(len(split.joined))  # accounted for without a call
+        rows = split.send
     bulk_write.resume(ctx, step, rows, writer, parents, result)  # a killed run's Bulk Write jobs first
     to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
     # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.

@@ -16,7 +16,7 @@ from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.rollback.adapter import ZohoRollbackWriter
 from dentrix_zoho.rollback.execute import ALL_OFFICES, Policy, RollbackResult, execute_rollback, run_notes
 from dentrix_zoho.rollback.plan import DEFAULT_MODULE_ORDER, RollbackPlan, plan_rollback
-from dentrix_zoho.zoho import ZohoClient, ZohoError
+from dentrix_zoho.zoho import OrgLimitsUnavailable, ZohoClient, ZohoError
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def run_rollback(
 def _current_user(writer: ZohoRollbackWriter) -> str | None:
     try:
         return writer.current_user_id()
+    except OrgLimitsUnavailable:
+        raise  # never asked Zoho
     except ZohoError as exc:
         log.warning(
             "rollback: cannot tell which Zoho user we write as (%s); records without a recorded "
@@ -122,6 +124,7 @@ def result_counts(result: RollbackResult) -> dict[str, int]:
     return {
         "deleted": result.deleted,
         "restored": result.restored,
+        "released": result.released,  # holds on shared Contacts another office still owns (kept in Zoho)
         "already_done": result.already_done,
         "human_edits": len(result.human_edits),
         "human_edits_skipped": skipped,

@@ -113,14 +113,17 @@ def _build_load_step(
             f"{step_name}: {result.ok:,} ok, {result.unchanged:,} unchanged, {result.quarantined:,} quarantined, "
             f"{result.failed:,} failed, {result.api_calls:,} calls, {credits:,} credits in {result.elapsed_s:.1f}s"
         )
-        accounted = result.ok + result.unchanged + result.quarantined  # human edits held are quarantined
+        # Human edits held are quarantined; so are patients waiting to join another office's Contact (merge).
+        accounted = result.ok + result.unchanged + result.quarantined + result.cross_office_joined
+        joined = f", {result.cross_office_joined:,} joined another office's Contact" if result.cross_office_joined else ""
         yield dg.MaterializeResult(metadata=_load_metadata(result, credits))
         yield dg.AssetCheckResult(
             check_name="accounted_for",
             passed=result.failed == 0 and accounted >= result.shaped,
-            metadata={"shaped": result.shaped, "accounted": accounted, "failed": result.failed},
-            description=f"{accounted:,} of {result.shaped:,} rows loaded, unchanged or quarantined; {result.failed:,} failed"
-            + ("" if result.failed == 0 else " (run again: the load resumes from the ledger)"),
+            metadata={"shaped": result.shaped, "accounted": accounted, "failed": result.failed,
+                      "cross_office_joined": result.cross_office_joined},
+            description=f"{accounted:,} of {result.shaped:,} rows loaded, unchanged or quarantined{joined}; "
+            f"{result.failed:,} failed" + ("" if result.failed == 0 else " (run again: the load resumes from the ledger)"),
         )
 
     return _load
