@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dentrix_zoho.offices_cli:offices_command",
         "Validate the offices file and list its offices (connection without password, zone, window, folder).",
     ),
+    "org-audit": (
+        "dentrix_zoho.org.cli:org_audit",
+        "Find patients seen at several offices (offices file) in their staged snapshots; under merge, record them.",
+    ),
     "run": (
         "dentrix_zoho.defs.run_cli:run",
         "Run one migration job (sample, full, delta, stage and audit) for one office, in this process.",

@@ -3,7 +3,8 @@
 Without an offices file: one office from the environment, nothing partitioned (as always).
 With one (``DENTRIX_OFFICES_FILE``, else ``$DENTRIX_ZOHO_HOME/offices.yaml``): every migration
 asset, check and the rollback job partitioned by office (dynamic partitions ``offices``, kept
-in step with the file by ``offices_sensor``), and the cutover triggers per office.
+in step with the file by ``offices_sensor``), the cutover triggers per office, and the org level
+(the cross-office patient audit and its job, not partitioned).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dentrix_zoho.defs.load.assets import build_load_assets
 from dentrix_zoho.defs.load.jobs import load_jobs
 from dentrix_zoho.defs.mapping.assets import build_mapping_assets
 from dentrix_zoho.defs.offices import OFFICES_PARTITIONS, build_offices_sensor
+from dentrix_zoho.defs.org.assets import build_org_assets, build_org_jobs
 from dentrix_zoho.defs.plan.assets import build_plan_assets
 from dentrix_zoho.defs.rollback.jobs import build_rollback_job
 from dentrix_zoho.defs.source.assets import build_audit_assets, build_staging_assets
@@ -50,7 +52,8 @@ def build_definitions() -> dg.Definitions:
     partitions = OFFICES_PARTITIONS if offices.from_file else None
     mapping_assets, mapping_checks = build_mapping_assets(partitions)
     assets = [*build_staging_assets(partitions), *build_audit_assets(partitions), *mapping_assets,
-              *build_plan_assets(partitions), *build_load_assets(partitions), *build_cutover_assets(partitions)]
+              *build_plan_assets(partitions), *build_load_assets(partitions), *build_cutover_assets(partitions),
+              *build_org_assets(partitions)]  # the org level: only with an offices file
     sensors: list[dg.SensorDefinition] = [cutover_sensor]
     schedules: list[dg.ScheduleDefinition] = [cutover_schedule]
     if offices.from_file:
@@ -59,7 +62,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=_owned(assets),
         asset_checks=[*mapping_checks],
-        jobs=[*source_jobs, *load_jobs, *cutover_jobs, build_rollback_job(partitions)],
+        jobs=[*source_jobs, *load_jobs, *cutover_jobs, build_rollback_job(partitions), *build_org_jobs(partitions)],
         sensors=sensors,
         schedules=schedules,
         resources={

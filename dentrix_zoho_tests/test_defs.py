@@ -82,7 +82,7 @@ def test_cutover_sensor_and_schedule_target_the_delta_job() -> None:
 
 # --- the asset graph, pinned -------------------------------------------------------------------------
 # Every asset's key, group, kinds, owners, deps, partitions and checks. An intended change to the graph:
-#   UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest dentrix_zoho_tests/test_defs.py -k snapshot
+#   UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest dentrix_zoho_tests/test_defs.py -k "snapshot or partitioned_by_office"
 # then review the diff of dentrix_zoho_tests/snapshots/asset_graph.json with the change.
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 # The same graph with an offices file: every asset and check partitioned by office.
@@ -143,13 +143,19 @@ def offices_defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definiti
     return build_definitions()
 
 
+# The org level (one asset for every office) exists only with an offices file, unpartitioned.
+ORG_ASSETS = {"dentrix_org/cross_office_audit"}
+
+
 def test_with_an_offices_file_the_graph_is_the_same_partitioned_by_office(offices_defs: dg.Definitions) -> None:
     offices = asset_graph_snapshot(offices_defs)
     _matches(offices, OFFICES_SNAPSHOT)
     default = asset_graph_snapshot()
-    assert set(offices) == set(default)
+    assert set(offices) == set(default) | ORG_ASSETS and not ORG_ASSETS & set(default)
     partitioned = 'Dynamic partitions: "offices"'
     for key, node in offices.items():
+        if key in ORG_ASSETS:
+            continue
         assert node["partitions"] == partitioned, key  # type: ignore[index]
         assert node["check_partitions"] in ([], [partitioned]), key  # type: ignore[index]
         unpartitioned = {**node, "partitions": None, "check_partitions": [] if not node["checks"] else ["None"]}  # type: ignore[index, dict-item]
@@ -171,6 +177,31 @@ def test_with_an_offices_file_every_job_is_per_office(offices_defs: dg.Definitio
         assert "duckdb_writer" not in node.pools, key
         if key.path[0] == "zoho_load" and key.path[-1] != "mapping_approval":
             assert len(node.pools) == 1 and next(iter(node.pools)).startswith("zoho_api_"), key
+
+
+def test_the_org_audit_reads_every_office_s_staged_patients_and_runs_in_a_job_of_its_own(
+        offices_defs: dg.Definitions) -> None:
+    graph = offices_defs.resolve_asset_graph()
+    key = dg.AssetKey(["dentrix_org", "cross_office_audit"])
+    node = graph.get(key)
+    assert node.partitions_def is None and node.group_name == "dentrix_org" and not node.pools
+    patient = dg.AssetKey(["dentrix", "patient"])
+    assert node.parent_keys == {patient}
+    assert isinstance(graph.get_partition_mapping(key, patient), dg.AllPartitionMapping)
+    # Not upstream of any office's load: the per-office jobs never carry it.
+    assert not graph.get(key).child_keys
+    job = offices_defs.resolve_job_def("cross_office_audit")
+    assert job.partitions_def is None
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == ORG_ASSETS
+    for name in ("stage_and_audit", "sample_migration", "full_migration", "delta_migration"):
+        selected = {k.to_user_string() for k in offices_defs.resolve_job_def(name).asset_layer.selected_asset_keys}
+        assert not selected & ORG_ASSETS, name
+
+
+def test_without_an_offices_file_there_is_no_org_level() -> None:
+    defs = load_defs()
+    assert not [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "dentrix_org"]
+    assert "cross_office_audit" not in {job.name for job in defs.get_repository_def().get_all_jobs()}
 
 
 def test_without_an_offices_file_nothing_is_partitioned() -> None:
