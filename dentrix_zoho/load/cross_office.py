@@ -14,6 +14,7 @@ held with a reason. Counts and ids only leave this module.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ def split_for_merge(
                     "org-level audit has not run since the offices were staged (dentrix-zoho org-audit), every "
                     "patient is sent as a Contact of its own", module, office_id)
     candidates = {c.source_id: c for row in rows if (c := merge_map.candidate(row)) is not None}
+    candidates |= _still_holding(ledger, office_id, module, rows, candidates)
     if not candidates:
         return CrossOfficeSplit(send=list(rows))
     decisions = ledger.settle_merge(writer.run_id, office_id, module, list(candidates.values()), dry_run=dry_run)
@@ -141,6 +143,24 @@ def split_for_merge(
             writer.commit(batch)
     log.info("load %s: cross-office merge: %s", module, split.counts())
     return split
+
+
+def _still_holding(ledger: Ledger, office_id: str, module: str, rows: Sequence[ShapedRow],
+                   grouped: Mapping[str, MergeCandidate]) -> dict[str, MergeCandidate]:
+    """Rows that joined a shared Contact but are in no group of the latest audit (a record edited in Dentrix
+    no longer matches, or the audit left its office out): they stay joined until a rollback or a deletion
+    ends the hold, rather than become a second Contact while the hold still counts them. If the Contact
+    is gone, the row is the first of a group of its own and is sent."""
+    held = {h.source_id for h in ledger.shared_owners(module=module, office_id=office_id, released=False)
+            if h.role == "joined"}
+    return {row.source_id: MergeCandidate(row.source_object, row.source_id, row.row_hash, _own_group(row.source_id), ())
+            for row in rows if row.source_id in held and row.source_id not in grouped
+            and row.source_object in MERGED_OBJECTS}
+
+
+def _own_group(source_id: str) -> str:
+    """A group key of the record's own (the ledger's keys are 64 characters at most)."""
+    return "held-" + hashlib.sha256(source_id.encode()).hexdigest()[:32]
 
 
 def _refuse_separate_over_joined(ledger: Ledger, office_id: str) -> None:

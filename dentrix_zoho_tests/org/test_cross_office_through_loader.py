@@ -241,6 +241,18 @@ def test_a_patient_waits_while_another_office_s_load_creates_her_contact_then_jo
     assert reconcile_accounting(org.ducks[SOUTH], org.ledger, SOUTH).passed
 
 
+def test_a_joined_patient_the_next_audit_no_longer_groups_stays_joined(org: Org) -> None:
+    org.audit()
+    org.load_office(NORTH)
+    org.load_office(SOUTH)
+    before = org.records()
+    org.ledger.replace_merge_groups([])  # say her record was edited at south and no longer matches
+    again = org.load_office(SOUTH, "delta")
+    assert again["patients"].cross_office_joined == 1 and again["patients"].sent == 0
+    assert org.records() == before  # no second Contact while her hold still counts her
+    assert org.ledger.lookup(SOUTH, "patient", SHARED[SOUTH]).zoho_id == _shared(org)  # type: ignore[union-attr]
+
+
 def test_two_offices_loading_the_same_person_at_once_make_one_contact_on_postgresql(
         tmp_path: Path, merge: None, pg_database: str) -> None:
     with _org(tmp_path, pg_database) as org:
