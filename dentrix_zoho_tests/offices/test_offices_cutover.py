@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
-from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,12 +28,6 @@ def _noop() -> None:
 @dg.job(name="delta_migration", partitions_def=OFFICES_PARTITIONS)
 def delta_migration() -> None:
     _noop()
-
-
-@pytest.fixture()
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as stack:
-        yield stack
 
 
 class Clock:
@@ -116,11 +108,21 @@ def test_an_office_without_a_partition_yet_is_left_to_the_offices_sensor(dso) ->
     assert [r.partition_key for r in result.run_requests] == ["north"]
 
 
-def test_the_schedule_requests_a_run_per_office_whose_window_is_open(dso, stack: ExitStack) -> None:  # type: ignore[no-untyped-def]
+def test_the_schedule_requests_a_run_per_office_whose_window_is_open(dso, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     workspace, _, _ = dso
     schedule = build_office_cutover_schedule(delta_migration, offices_of, "*/10 * * * *")
-    # A schedule's test context reaches its instance by reference: an ephemeral instance has none.
-    instance = stack.enter_context(dg.instance_for_test())
+    # A schedule's test context reaches its instance by reference: an ephemeral instance has none. Not
+    # entered (`with` / instance_for_test): entering sets Dagster's process-wide current state storage,
+    # which outlived the test and broke the next file's materializations in the same worker.
+    (tmp_path / "dagster").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
+    try:
+        _schedule_ticks(schedule, workspace, instance)
+    finally:
+        instance.dispose()
+
+
+def _schedule_ticks(schedule: dg.ScheduleDefinition, workspace: WorkspaceResource, instance: dg.DagsterInstance) -> None:
     instance.add_dynamic_partitions(OFFICES_PARTITIONS_NAME, ["north", "south", "later", "down", "quiet"])
 
     resources = {"workspace": workspace}
