@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import yaml
 
-from dentrix_zoho.settings import load_settings, practice_sidecars
+from dentrix_zoho.settings import ensure_dagster_home, load_settings, practice_sidecars
 
 
 def _users_file(provider_map_path: Path | None, target: Path) -> Path:
@@ -129,13 +129,7 @@ def demo(scale: str, seed: int, edition: str, latency_ms: float, verbose: bool) 
         os.environ["DENTRIX_PROVIDER_MAP"] = str(demo_map)
         click.echo(f"provider map: {demo_map} (the practice's map, plus {DEMO_OWNER_EMAIL} as default owner "
                    "for providers without an e-mail)")
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    instance_yaml = dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():
-        # Usage telemetry off by default: this pipeline handles protected health information.
-        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    ensure_dagster_home(home)
 
     from dentrix_zoho.defs.operator_log import python_logs_to
 

@@ -190,3 +190,19 @@ def practice_sidecars(db_path: Path) -> dict[str, Path]:
 
     files = PracticeFiles(db_path)
     return {"images": files.images_dir, "providers": files.provider_map, "manifest": files.manifest}
+
+
+def ensure_dagster_home(home: Path) -> Path:
+    """``$DAGSTER_HOME``, else ``<home>/dagster``: made, exported for this process, telemetry off.
+
+    The commands that run jobs in this process (``demo``, ``run``) record them in this instance, so
+    that ``make ui`` shows them.
+    """
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        # Usage telemetry off by default: this pipeline handles protected health information.
+        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dagster_home

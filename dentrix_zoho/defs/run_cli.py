@@ -11,26 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import sys
-from pathlib import Path
 
 import click
 
 from dentrix_zoho.offices_cli import office_option
 
 JOBS = ("stage_and_audit", "sample_migration", "full_migration", "delta_migration")
-
-
-def _dagster_home(home: Path) -> Path:
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    instance_yaml = dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():
-        # Usage telemetry off by default: this pipeline handles protected health information.
-        instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return dagster_home
 
 
 @click.command("run")
@@ -47,7 +34,7 @@ def run(job: str, office: str | None, verbose: bool) -> None:
     from dentrix_zoho.defs.offices import OFFICES_PARTITIONS_NAME
     from dentrix_zoho.defs.operator_log import operator_logger, python_logs_to
     from dentrix_zoho.offices import OfficesError
-    from dentrix_zoho.settings import load_offices, load_settings
+    from dentrix_zoho.settings import ensure_dagster_home, load_offices, load_settings
 
     try:
         offices = load_offices()
@@ -57,7 +44,7 @@ def run(job: str, office: str | None, verbose: bool) -> None:
     settings = load_settings()
     home = settings.ensure_home().resolve()
     partition = chosen.office_id if offices.from_file else None
-    _dagster_home(home)
+    ensure_dagster_home(home)
     instance = dg.DagsterInstance.get()
     if partition is not None and not instance.has_dynamic_partition(OFFICES_PARTITIONS_NAME, partition):
         # The offices sensor adds it on its next tick; a run started by hand does not wait for it.
