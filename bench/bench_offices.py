@@ -26,6 +26,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,13 @@ def _by_step(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, flo
     for spans in windows.values():
         for step, start, end in spans:
             seconds[step] = seconds.get(step, 0.0) + (end - start)
+    routes: dict[str, Counter[str]] = {}
     for call in calls:
         for step, start, end in windows.get(str(call["run_id"]), []):
             if start <= call["start"] <= end:
                 count[step] = count.get(step, 0) + 1
                 busy[step] = busy.get(step, 0.0) + (call["latency_ms"] or 0) / 1000
+                routes.setdefault(step, Counter())[f"{call['method']} {call['path_template']}"] += 1
                 break
     runs = max(1, len(windows))
     rows = [f"  {'step':<34} {'s/run':>6} {'calls/run':>9} {'in flight':>9}"]
@@ -93,6 +96,9 @@ def _by_step(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, flo
             continue
         rows.append(f"  {step:<34} {seconds[step] / runs:>6.1f} {count.get(step, 0) / runs:>9.0f} "
                     f"{busy.get(step, 0.0) / seconds[step] if seconds[step] else 0:>9.1f}")
+    for step in sorted(count, key=lambda k: -seconds.get(k, 0.0))[:3]:
+        rows.append(f"  {step} calls per run: " + ", ".join(
+            f"{route} {n / runs:.0f}" for route, n in routes[step].most_common(4)))
     return rows
 
 
