@@ -233,6 +233,8 @@ def test_rolling_back_the_creating_office_keeps_the_shared_contacts_and_the_othe
 
     rollback = dso.run("rollback_migration", "north", run_config={"ops": {"rollback": {"config": {"all_runs": True}}}})
     assert rollback.success
+    [output] = [e for e in rollback.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["result.released"].value == len(joined)  # type: ignore[union-attr]
     after = dso.records()
     assert {k: json.dumps(after[k], sort_keys=True) for k in shared if k in after} == shared  # kept, untouched
     assert {k: json.dumps(after[k], sort_keys=True) for k in south if k in after} == south  # south, byte for byte

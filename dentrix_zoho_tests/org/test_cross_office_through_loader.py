@@ -20,6 +20,7 @@ from dentrix_zoho.ledger import Ledger, MergeCandidate
 from dentrix_zoho.load.reconcile import reconcile_accounting
 from dentrix_zoho.load.shaped import open_duckdb
 from dentrix_zoho.org import POLICY_ENV, CrossOfficePolicy, run_cross_office_audit
+from dentrix_zoho.rollback.service import result_counts
 from dentrix_zoho_tests.org.merge_kit import (
     KIT,
     NORTH,
@@ -113,6 +114,7 @@ def test_merge_through_the_loader_makes_one_contact_and_rolling_back_its_creator
     plan, result = org.rollback(NORTH)
     assert plan.counts()[("Contacts", "release")] == 1 and plan.counts()[("Contacts", "delete")] == 1
     assert result.released == 1 and result.deleted == 1 + 2 + 1 + 1  # its own patient, events, note, file
+    assert result_counts(result)["released"] == 1  # what the rollback job shows
     after = org.records()
     assert after["Contacts"][shared] == before["Contacts"][shared]  # kept, untouched
     assert office_records(after, SOUTH) == south_before  # the other office's records, byte for byte
