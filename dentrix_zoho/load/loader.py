@@ -63,7 +63,9 @@ def run_step(ctx: LoadContext, step: LoadStep, source_ids: Iterable[str] | None 
     rows = _rows(ctx, step, source_ids)
     result.shaped = len(rows)
     # Each settled batch advances it (upserts.py, children.py): a line at least every 10 s of a long step.
-    step_progress = Progress(f"load {step.name}", len(rows), counted=lambda: result.unchanged + result.sent)
+    # Joined rows (policy merge) are accounted for without a call.
+    step_progress = Progress(f"load {step.name}", len(rows),
+                             counted=lambda: result.unchanged + result.sent + result.cross_office_joined)
     try:
         with tracking(step_progress):
             if step.kind == "upsert":

@@ -48,6 +48,42 @@ def _office_rows(ledger: Ledger, office_id: str, module: str) -> list[CrosswalkR
     return list(ledger.crosswalk_rows(module=module, office_id=office_id, deleted=False))
 
 
+@dataclass(frozen=True)
+class _Parents:
+    """The Contacts and Leads whose children count for one office, as its lookups see them.
+
+    Policy ``merge`` (docs/cross_office.md): a Contact this office joined is its parent too (one it
+    created stays its own, released or not: its crosswalk row is live while the Contact lives). Other
+    offices' children of a Contact the office shares are told apart by the ledger, since Notes and
+    Attachments carry no Source_System_ID. Without shared Contacts this is the office's own rows.
+    """
+
+    ids: dict[str, set[str]]  # module -> Zoho ids
+    shared: frozenset[str] = frozenset()  # the Contacts among them other offices may hang children under
+
+    @property
+    def all(self) -> set[str]:
+        return set().union(*self.ids.values())
+
+
+def _parents(ledger: Ledger, office_id: str) -> _Parents:
+    ids = {m: {r.zoho_id for r in _office_rows(ledger, office_id, m)} for m in ("Contacts", "Leads")}
+    holds = ledger.shared_owners(module="Contacts", office_id=office_id)  # none under `separate`
+    if not holds:
+        return _Parents(ids)
+    ids["Contacts"] |= {h.zoho_id for h in holds if h.role == "joined" and not h.released}
+    return _Parents(ids, frozenset({h.zoho_id for h in holds} & ids["Contacts"]))
+
+
+def _others_children(ledger: Ledger, office_id: str, module: str, shared: frozenset[str]) -> int:
+    """Other offices' live children (ledger) of the Contacts this office shares: what Zoho lists under them
+    that is not this office's. One pass over the module's crosswalk, only when the office shares Contacts."""
+    if not shared:
+        return 0
+    return sum(1 for r in ledger.crosswalk_rows(module=module, deleted=False)
+               if r.office_id != office_id and r.parent_zoho_id in shared)
+
+
 def _open_quarantine(ledger: Ledger, office_id: str) -> set[tuple[str, str]]:
     return {(q.source_object, q.source_id) for q in ledger.quarantine_rows(status="open") if q.office_id == office_id}
 
@@ -201,12 +237,13 @@ def _zoho_count(client: ZohoClient, ledger: Ledger, office_id: str, schema: Sche
                 raise
         return sum(1 for r in client.iter_records(module, [field_name])
                    if str(r.get(field_name) or "").startswith(prefix))
-    parents = {m: {r.zoho_id for r in _office_rows(ledger, office_id, m)} for m in ("Contacts", "Leads")}
-    ours = set().union(*parents.values())
+    seen = _parents(ledger, office_id)
+    parents, ours = seen.ids, seen.all
+    others = _others_children(ledger, office_id, module, seen.shared)
     if module == "Notes":
         try:  # one scan of the org's notes is cheaper than a call per parent
             return sum(1 for n in client.iter_records("Notes", ["Parent_Id"])
-                       if str((n.get("Parent_Id") or {}).get("id")) in ours)
+                       if str((n.get("Parent_Id") or {}).get("id")) in ours) - others
         except ZohoError as exc:
             if exc.status not in (400, 403, 404):
                 raise
@@ -214,6 +251,9 @@ def _zoho_count(client: ZohoClient, ledger: Ledger, office_id: str, schema: Sche
     # parent: one listing per parent of ours that has children, on worker threads. Counting what Zoho
     # lists (not reading our ids) is what finds a duplicate an uncertain retry left.
     with_children = {r.parent_zoho_id for r in _office_rows(ledger, office_id, module) if r.parent_zoho_id}
+    if seen.shared:  # another office's children of a shared Contact are listed with it, and taken off
+        with_children |= {r.parent_zoho_id for r in ledger.crosswalk_rows(module=module, deleted=False)
+                          if r.office_id != office_id and r.parent_zoho_id in seen.shared}
     wanted = [(m, parent_id) for m, ids in parents.items() for parent_id in sorted(ids & with_children)]
     def lister(parent_module: str, parent_id: str) -> list[dict[str, Any]]:
         if module == "Notes":
@@ -221,7 +261,7 @@ def _zoho_count(client: ZohoClient, ledger: Ledger, office_id: str, schema: Sche
         return client.list_attachments(parent_module, parent_id)
 
     listed = run_concurrently([(lambda p=p: lister(*p)) for p in wanted], client.config.concurrency)
-    return sum(len(children) for children in listed)
+    return sum(len(children) for children in listed) - others
 
 
 # -- 3. every child's parent resolves ---------------------------------------------------------
@@ -232,7 +272,7 @@ def reconcile_parents(
 ) -> CheckResult:
     """Every Event/Task/Call/Note/Attachment we wrote hangs off a live Contact or Lead of ours;
     with ``read_back``, the lookup Zoho holds (Who_Id / What_Id / Parent_Id) is checked too."""
-    parents = {r.zoho_id for m in ("Contacts", "Leads") for r in _office_rows(ledger, office_id, m)}
+    parents = _parents(ledger, office_id).all  # with the Contacts this office joined (policy merge)
     reader = ReadBack(client)
     counts: dict[str, dict[str, int]] = {}
     broken_total = 0
@@ -309,6 +349,10 @@ def reconcile_balances(
                 shaped |= {r[0] for r in con.execute(
                     f"SELECT source_id FROM {OUTPUT_SCHEMA}.{table} WHERE office_id = ?", [office_id]).fetchall()}
     held = {sid for obj, sid in _open_quarantine(ledger, office_id) if obj == "patient"} | shaped_q
+    # Policy merge: a guarantor that joined another office's Contact is not sent; the Contact keeps the
+    # creating office's Balance_Due (one Contact, not field-by-field survivorship: docs/cross_office.md).
+    joined = {h.source_id for h in ledger.shared_owners(module="Contacts", office_id=office_id, released=False)
+              if h.role == "joined" and h.source_object == "patient"}
     field_name = balance_field or schema.api_names.get("Contacts", {}).get("Balance Due", "Balance_Due")
     in_zoho: dict[str, Decimal] = {}
     ours = {r.zoho_id: r.source_id for r in _office_rows(ledger, office_id, "Contacts")}
@@ -323,16 +367,18 @@ def reconcile_balances(
     held_total = sum((v for sid, v in source.items() if sid in held), Decimal(0))
     skipped_total = sum((v for sid, v in source.items() if sid in skipped), Decimal(0))
     out_of_scope = sum((v for sid, v in source.items() if sid not in shaped | held | skipped), Decimal(0))
+    joined_total = sum((v for sid, v in source.items() if sid in joined and sid not in held), Decimal(0))
     loaded = set(ours.values())
-    on_leads = sum((v for sid, v in source.items() if sid in shaped and sid not in loaded and sid not in held),
-                   Decimal(0))
+    on_leads = sum((v for sid, v in source.items()
+                    if sid in shaped and sid not in loaded and sid not in held and sid not in joined), Decimal(0))
     mismatched = sum(1 for sid, v in source.items() if sid in in_zoho and in_zoho[sid] != v)
-    accounted = zoho_total + held_total + skipped_total + out_of_scope
+    accounted = zoho_total + held_total + skipped_total + out_of_scope + joined_total
     passed = accounted == source_total and mismatched == 0 and on_leads == 0
     counts = {
         "guarantors": len(source), "source_total": str(source_total), "zoho_total": str(zoho_total),
         "quarantined_total": str(held_total), "skipped_total": str(skipped_total),
         "out_of_scope_total": str(out_of_scope), "not_in_zoho_total": str(on_leads),
+        "joined_total": str(joined_total), "guarantors_joined": len(joined & set(source)),
         "guarantors_mismatched": mismatched, "read_calls": reader.stats.calls,
     }
     description = ("source balances equal Balance_Due in Zoho plus what is held back" if passed else

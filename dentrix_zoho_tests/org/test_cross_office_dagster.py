@@ -213,8 +213,6 @@ def _owners(ledger: Ledger) -> dict[str, str]:
     return {f"{r.zoho_module}/{r.zoho_id}": r.office_id for r in ledger.crosswalk_rows(deleted=False)}
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile.py counts a shared Contact's children for its creator only and "
-                   "reads Balance_Due of the office's own Contacts (merge-aware patch in H9's report)")
 def test_every_check_of_both_offices_passes(dso: Dso) -> None:
     for office, result in dso.runs.items():
         failed = sorted({name for name, passed in _checks(result).items() if not all(passed)})

@@ -3,9 +3,8 @@ groups them, the first office's load creates the Contact and the second's joins 
 to it), and rolling back one office keeps the Contact (and the other office's records byte for byte)
 while the other still owns it; the last owner's rollback deletes it.
 
-The loader calls ``load.cross_office.split_for_merge`` from its upsert step once that is wired; until
-then ``load_office`` below does what the hook does: the step is loaded with the rows the split sends,
-through the same ledger writer and parent index.
+The loader's upsert step calls ``load.cross_office.split_for_merge`` itself: ``load_office`` below loads
+every step with ``load_module`` under ``DENTRIX_CROSS_OFFICE_POLICY=merge``.
 """
 
 from __future__ import annotations
@@ -22,14 +21,10 @@ import pytest
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.load import LoadContext, LoadOptions, load_module, resolve_owners, setup_schema
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
-from dentrix_zoho.load.cross_office import split_for_merge
-from dentrix_zoho.load.ledger_io import LedgerWriter
-from dentrix_zoho.load.links import ParentIndex
 from dentrix_zoho.load.reconcile import reconcile_accounting
-from dentrix_zoho.load.shaped import open_duckdb, read_step_rows
 from dentrix_zoho.mapping import load_spec
 from dentrix_zoho.mapping.outputs import ensure_tables, replace_office_rows, row_hash
-from dentrix_zoho.org import CrossOfficePolicy, run_cross_office_audit
+from dentrix_zoho.org import POLICY_ENV, CrossOfficePolicy, run_cross_office_audit
 from dentrix_zoho.rollback.service import make_plan, new_rollback_run_id, run_rollback
 from dentrix_zoho_tests.org.conftest import D, person, stage_patients
 
@@ -129,24 +124,13 @@ class Org:
         run = self.ledger.start_run(kind, office)
         ctx = LoadContext(self.ducks[office], self.client, self.ledger, office, run, self.spec, self.owners,
                           self.schema, LoadOptions())
-        # What the loader keeps per run; the hook uses the same writer and parent index.
-        writer = ctx.run_cache["writer"] = LedgerWriter(self.ledger, run, office)
-        parents = ctx.run_cache["parents"] = ParentIndex(self.ledger, office)
         results: dict[str, Any] = {}
         for name in LOAD_ORDER:
-            step = LOAD_STEPS[name]
-            only: set[str] | None = None
-            if step.kind == "upsert":
-                with open_duckdb(ctx.duckdb_path) as con:
-                    rows = read_step_rows(con, step, office)
-                split = split_for_merge(writer, step.module, rows, policy=MERGE)
-                for source_id, zoho_id in split.joined.items():
-                    parents.set(source_id, zoho_id)
-                only = {r.source_id for r in split.send}
-                results[f"{name}.joined"] = len(split.joined)
-            result = load_module(ctx, name, source_ids=only)
+            result = load_module(ctx, name)
             assert result.failed == 0, (name, result.codes)
             results[name] = result
+            if LOAD_STEPS[name].kind == "upsert":
+                results[f"{name}.joined"] = result.cross_office_joined
         self.ledger.finish_run(run, "succeeded")
         return results
 
@@ -166,8 +150,10 @@ class Org:
 
 
 @pytest.fixture
-def org(tmp_path: Path) -> Iterator[Org]:
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
     from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    monkeypatch.setenv(POLICY_ENV, "merge")
 
     users = KIT.write_users_file(tmp_path / "users.yaml")
     with running_emulator(tmp_path / "emu", extra_args=["--users-file", str(users)]) as handle:

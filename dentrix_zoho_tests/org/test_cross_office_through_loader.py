@@ -324,8 +324,6 @@ def test_separate_sends_every_record_at_the_old_cost(tmp_path: Path, monkeypatch
         assert not [s for s in loaded if "merge_groups" in s or "merge_claims" in s]
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile.py counts children by this office's own Contacts only: a shared "
-                   "Contact's children are counted for its creator and lost for the joiner (patch in H9's report)")
 def test_every_reconciliation_check_passes_for_both_offices_under_merge(org: Org) -> None:
     from dentrix_zoho.load.reconcile import reconcile_parents, reconcile_zoho_counts, zero_loss_gate
 
