@@ -434,8 +434,12 @@ def keyed_records(snapshot: dict[str, Any], source_field: str) -> dict[str, dict
     for module, records in snapshot.get("modules", {}).items():
         by_key = out.setdefault(module, {})
         for record in records:
+            # An empty list, null and an absent field all read as "no rows" in Zoho (a subform, a
+            # multi-select): which one a record holds follows whether our upsert found it existing (an
+            # update sends [] to clear old rows) rather than what it holds, so they compare equal; any
+            # row still counts.
             values = {k: _normal(v, keys) for k, v in record.items()
-                      if k not in SYSTEM_FIELDS and not k.startswith("$")}
+                      if k not in SYSTEM_FIELDS and not k.startswith("$") and v is not None and v != []}
             by_key.setdefault(record_key(module, record, keys, source_field), []).append(
                 json.dumps(values, sort_keys=True, default=str))
     return out

@@ -73,6 +73,22 @@ def test_compare_counts_lost_duplicated_and_differing_records() -> None:
     assert all("text" not in example for examples in result["examples"].values() for example in examples)
 
 
+def test_an_empty_subform_equals_none_but_a_doubled_one_differs() -> None:
+    from bench.soak import compare
+
+    plan = {"Plan_Type": "Primary", "Carrier": "Delta"}
+    clean = _snapshot()
+    clean["modules"]["Contacts"][0]["Insurance_Plans"] = None
+    clean["modules"]["Contacts"][1]["Insurance_Plans"] = [plan]
+    faulty = _renumbered(clean)
+    faulty["modules"]["Contacts"][0]["Insurance_Plans"] = []  # no rows either way: an update sent []
+    assert compare(clean, faulty, "Source_System_ID")["totals"]["differing"] == 0
+    faulty["modules"]["Contacts"][1]["Insurance_Plans"] = [plan, dict(plan)]  # a resend appended the rows
+    result = compare(clean, faulty, "Source_System_ID")
+    assert result["totals"]["differing"] == 1
+    assert result["differing_fields"] == {"Contacts.Insurance_Plans": 1}
+
+
 @pytest.mark.slow
 def test_small_soak_loses_nothing_with_kills_in_every_phase(tmp_path: Path) -> None:
     proc = subprocess.run(
