@@ -52,8 +52,10 @@ def emulator(emulator_factory: Callable[..., Any]) -> Any:
     return emulator_factory()
 
 
-def client_for(handle: Any, sink: Recorder | None = None, **overrides: Any) -> ZohoClient:
-    settings: dict[str, Any] = {
+def emulator_settings(handle: Any, **overrides: Any) -> dict[str, Any]:
+    """``ZohoConfig`` fields for a client of the emulator ``handle``: its hosts and credentials, an
+    Enterprise org of 5 users, and fast backoff; ``overrides`` on top."""
+    return {
         "api_base": handle.base_url,
         "accounts_url": handle.base_url,
         "client_id": handle.client_id,
@@ -63,10 +65,12 @@ def client_for(handle: Any, sink: Recorder | None = None, **overrides: Any) -> Z
         "users": 5,
         "backoff_base": 0.005,
         "backoff_cap": 0.05,
-        "max_retries": 12,
-        "bulk_poll_initial": 0.05,
-        "bulk_poll_max": 0.2,
+        **overrides,
     }
+
+
+def client_for(handle: Any, sink: Recorder | None = None, **overrides: Any) -> ZohoClient:
+    settings = emulator_settings(handle, max_retries=12, bulk_poll_initial=0.05, bulk_poll_max=0.2)
     settings.update({k: v for k, v in overrides.items() if k not in ("sleep", "credit_sleep", "clock")})
     extra = {k: overrides[k] for k in ("sleep", "credit_sleep", "clock") if k in overrides}
     return ZohoClient(ZohoConfig(**settings), sink, **extra)

@@ -22,6 +22,7 @@ from dentrix_zoho.zoho.org_limits import (
     OrgLimitsUnavailable,
     close_shared_org_limits,
 )
+from dentrix_zoho_tests.zoho_client.conftest import emulator_settings
 from dentrix_zoho.zoho.transport import CallSpec, Transport
 
 pytest.importorskip("psycopg")
@@ -161,18 +162,7 @@ def test_spends_of_two_members_add_up_and_leave_the_window(org_url, make_limits)
 
 
 def _transport(handle: Any, limits: OrgLimits | None, clock: FakeClock | None = None, **overrides: Any) -> Transport:
-    settings: dict[str, Any] = {
-        "api_base": handle.base_url,
-        "accounts_url": handle.base_url,
-        "client_id": handle.client_id,
-        "client_secret": handle.client_secret,
-        "refresh_token": handle.refresh_token,
-        "edition": "enterprise",
-        "users": 5,
-        "backoff_base": 0.005,
-        "backoff_cap": 0.05,
-    }
-    settings.update(overrides)
+    settings = emulator_settings(handle, **overrides)
     extra: dict[str, Any] = {}
     if clock is not None:
         extra = {"credit_sleep": clock.sleep, "credit_clock": clock}

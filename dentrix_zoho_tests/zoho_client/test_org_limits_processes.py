@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from dentrix_zoho_tests.zoho_client.conftest import emulator_settings
+
 from dentrix_zoho.zoho.limits import HEAVY_CALL_CAP
 from dentrix_zoho.zoho.org_limits import OrgLimits
 
@@ -31,22 +33,7 @@ def _spawn(spec: dict[str, Any]) -> subprocess.Popen[str]:
 
 
 def _config(handle: Any, url: str, **overrides: Any) -> dict[str, Any]:
-    config = {
-        "api_base": handle.base_url,
-        "accounts_url": handle.base_url,
-        "client_id": handle.client_id,
-        "client_secret": handle.client_secret,
-        "refresh_token": handle.refresh_token,
-        "edition": "enterprise",
-        "users": 5,
-        "org_key": "dso",
-        "org_limits_url": url,
-        "backoff_base": 0.005,
-        "backoff_cap": 0.05,
-        "max_retries": 12,
-    }
-    config.update(overrides)
-    return config
+    return emulator_settings(handle, **{"org_key": "dso", "org_limits_url": url, "max_retries": 12, **overrides})
 
 
 @pytest.mark.slow
