@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ from dentrix_zoho_tests.instance.queue_defs import GATE_ENV
 QUEUE_DEFS = Path(__file__).with_name("queue_defs.py")
 
 
-def _daemon_binary() -> str:
-    beside = Path(sys.executable).with_name("dagster-daemon")
-    return str(beside) if beside.exists() else "dagster-daemon"
+def venv_binary(name: str) -> str:
+    """A command installed beside this Python (the venv's), else as found on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else name
 
 
 def make_gate(folder: Path, requests: Sequence[dict[str, Any]]) -> Path:
@@ -39,7 +40,7 @@ def release(gate: Path, run_id: str) -> None:
     (gate / f"release-{run_id}").touch()
 
 
-def _process_tree(root: int) -> set[tuple[int, str]]:
+def process_tree(root: int) -> set[tuple[int, str]]:
     """``root``'s descendants as (pid, start time), read from /proc; the start time tells a process
     from a later one that reused its pid."""
     children: dict[int, list[int]] = {}
@@ -94,15 +95,16 @@ def _zombie(pid: int) -> bool:
 
 
 @contextmanager
-def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dagster-daemon run` on the instance in ``home``, writing to ``log``. On exit the daemon's process
-    group is ended (TERM, then KILL), then whatever it started that is still alive (its code server and
-    the run processes under it)."""
-    env = {**os.environ, "DAGSTER_HOME": str(home), GATE_ENV: str(gate)}
+def daemon_process(args: Sequence[str], env: Mapping[str, str], log: Path,
+                   cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon ARGS`, writing to ``log``. On exit the daemon's process group is ended (TERM,
+    then KILL), then whatever it started that is still alive (its code server and the run processes
+    under it)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [_daemon_binary(), "run", "-f", str(QUEUE_DEFS), "--working-directory", str(QUEUE_DEFS.parent)],
-            env=env,
+            [venv_binary("dagster-daemon"), *args],
+            env=dict(env),
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -111,7 +113,7 @@ def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Pop
     try:
         yield proc
     finally:
-        tree = _process_tree(proc.pid)
+        tree = process_tree(proc.pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(proc.pid, sig)
@@ -123,6 +125,15 @@ def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Pop
             except subprocess.TimeoutExpired:
                 continue
         _end_leftovers(tree)
+
+
+@contextmanager
+def running_daemon(home: Path, gate: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon run` on the instance in ``home`` with the gated code location (``daemon_process``)."""
+    env = {**os.environ, "DAGSTER_HOME": str(home), GATE_ENV: str(gate)}
+    with daemon_process(["run", "-f", str(QUEUE_DEFS), "--working-directory", str(QUEUE_DEFS.parent)],
+                        env, log) as proc:
+        yield proc
 
 
 def log_tail(log: Path, lines: int = 40) -> str:

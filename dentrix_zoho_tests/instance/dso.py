@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,7 +30,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from dentrix_zoho_tests.instance.conftest import LOCAL_YAML, dagster_pg_env
-from dentrix_zoho_tests.instance.daemon import _end_leftovers, _process_tree, log_tail
+from dentrix_zoho_tests.instance.daemon import daemon_process, log_tail, venv_binary
 from dentrix_zoho_tests.pg_server import PgServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,43 +176,18 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _binary(name: str) -> str:
-    beside = Path(sys.executable).with_name(name)
-    return str(beside) if beside.exists() else name
-
-
 @contextmanager
 def project_daemon(env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dagster-daemon run -m dentrix_zoho.definitions` on the instance in ``env``'s DAGSTER_HOME.
-
-    On exit: the daemon's process group, then whatever it started that still lives (its code server
-    runs in a session of its own, and the run processes under it), as ``daemon.running_daemon`` does."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [_binary("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE, "--working-directory", str(REPO)],
-            env=dict(env), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
+    """`dagster-daemon run -m dentrix_zoho.definitions` on the instance in ``env``'s DAGSTER_HOME
+    (``daemon.daemon_process``: ended with whatever it started)."""
+    with daemon_process(["run", "-m", DEFINITIONS_MODULE, "--working-directory", str(REPO)], env, log,
+                        cwd=REPO) as proc:
         yield proc
-    finally:
-        tree = _process_tree(proc.pid)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=30)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        _end_leftovers(tree)
 
 
 def cli(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """A command of this environment (``dagster ...``, ``dentrix-zoho ...``), run in the repository."""
-    done = subprocess.run([_binary(args[0]), *args[1:]], env=dict(env), cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([venv_binary(args[0]), *args[1:]], env=dict(env), cwd=REPO, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args[:3])} ... exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 
 from dentrix_zoho_tests.instance import dso
 from dentrix_zoho_tests.instance.conftest import LOCAL_YAML
-from dentrix_zoho_tests.instance.daemon import _process_tree
+from dentrix_zoho_tests.instance.daemon import process_tree
 from dentrix_zoho_tests.pg_server import PgServer
 from dentrix_zoho.zoho_emulator.testing import running_emulator
 
@@ -178,7 +178,7 @@ def test_a_run_killed_mid_load_resumes_without_duplicates_while_the_other_office
         other = next(r for r in dso.runs_of(instance, backfill) if r.run_id != victim.run_id)
         assert instance.get_run_by_id(other.run_id).status in IN_PROGRESS  # the other office is loading too
         pid = dso.run_pid(instance, victim.run_id)
-        assert pid is not None and pid in {p for p, _ in _process_tree(group.daemon.pid)}  # a run of our daemon
+        assert pid is not None and pid in {p for p, _ in process_tree(group.daemon.pid)}  # a run of our daemon
         os.kill(pid, signal.SIGKILL)
         written_when_killed = dso.writes_of_run(ledger, victim.run_id)
 
