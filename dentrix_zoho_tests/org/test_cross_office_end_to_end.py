@@ -9,13 +9,11 @@ every step with ``load_module`` under ``DENTRIX_CROSS_OFFICE_POLICY=merge``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from dentrix_zoho.ledger import Ledger
@@ -23,84 +21,11 @@ from dentrix_zoho.load import LoadContext, LoadOptions, load_module, resolve_own
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
 from dentrix_zoho.load.reconcile import reconcile_accounting
 from dentrix_zoho.mapping import load_spec
-from dentrix_zoho.mapping.outputs import ensure_tables, replace_office_rows, row_hash
-from dentrix_zoho.org import POLICY_ENV, CrossOfficePolicy, run_cross_office_audit
+from dentrix_zoho.org import POLICY_ENV, run_cross_office_audit
 from dentrix_zoho.rollback.service import make_plan, new_rollback_run_id, run_rollback
-from dentrix_zoho_tests.org.conftest import D, person, stage_patients
+from dentrix_zoho_tests.org.merge_kit import KIT, MERGE, NORTH, SHARED, SOUTH, build_office, children_of, office_records
 
 pytestmark = pytest.mark.slow
-
-MERGE = CrossOfficePolicy.of("merge")
-NORTH, SOUTH = "north", "south"
-SHARED = {NORTH: f"{NORTH}:patient:1", SOUTH: f"{SOUTH}:patient:7"}
-
-
-def _load_kit() -> Any:
-    spec = importlib.util.spec_from_file_location("cross_office_load_kit", Path(__file__).parents[1] / "load" / "conftest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-KIT = _load_kit()
-
-
-def _row(office: str, obj: str, key: int, record: dict[str, Any], links: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    sid = f"{office}:{obj}:{key}"
-    record = {**record, "Source_System_ID": sid}
-    return {"source_id": sid, "source_object": obj, "office_id": office, "row_hash": row_hash(record, links),
-            "record": record, "links": links, **extra}
-
-
-def _who(office: str, patid: int) -> dict[str, Any]:
-    return {"module": "Contacts", "source_id": f"{office}:patient:{patid}"}
-
-
-def build_office(path: Path, office: str, files: Path) -> Path:
-    """A staged patient table (what the org-level audit reads) and the office's shaped rows (what it loads)."""
-    shared_key, own_key = (1, 2) if office == NORTH else (7, 8)
-    stage_patients(path, {office: [
-        person(shared_key, "Garcia", "Maria", D(1980, 3, 14), mobile="801-555-0101"),
-        person(own_key, "Lindqvist" if office == NORTH else "Okonkwo", "Sam", D(1972, 8, 1)),
-    ]})
-    files.mkdir(parents=True, exist_ok=True)
-    (files / f"{office}.jpg").write_bytes(b"\xff\xd8" + office.encode() * 300)
-    owner = {"Owner": {"provider_id": "DDS1"}}
-    tables = {
-        "contacts": [
-            _row(office, "patient", shared_key, {"Last_Name": "Garcia", "First_Name": "Maria",
-                                                 "Description": f"as {office} knows her"}, owner, tier=1),
-            _row(office, "patient", own_key, {"Last_Name": "Own", "First_Name": office}, owner, tier=1),
-        ],
-        "events": [
-            _row(office, "appt", shared_key * 10, {"Event_Title": f"{office} prophy",
-                                                   "Start_DateTime": "2026-11-20T09:30:00-06:00",
-                                                   "End_DateTime": "2026-11-20T10:30:00-06:00"},
-                 {"Who_Id": _who(office, shared_key), **owner}),
-            _row(office, "appt", own_key * 10, {"Event_Title": f"{office} exam",
-                                                "Start_DateTime": "2026-11-21T09:30:00-06:00",
-                                                "End_DateTime": "2026-11-21T10:00:00-06:00"},
-                 {"Who_Id": _who(office, own_key), **owner}),
-        ],
-        "notes": [
-            _row(office, "clinicalnote", shared_key * 100, {"Note_Title": f"{office} note", "Note_Content": "Seen."},
-                 {"Parent_Id": _who(office, shared_key)}),
-        ],
-        "attachments": [
-            _row(office, "eattach", shared_key * 1000, {"File_Name": f"{office}.jpg"}, {"Parent_Id": _who(office, shared_key)},
-                 file_path=str(files / f"{office}.jpg"), size_bytes=602 + 2, file_status="ok", parent=_who(office, shared_key)),
-        ],
-    }
-    con = duckdb.connect(str(path))
-    try:
-        ensure_tables(con)
-        for table, rows in tables.items():
-            replace_office_rows(con, table, office, rows)
-    finally:
-        con.close()
-    return path
-
 
 class Org:
     """Two offices' DuckDB files, one emulator, one ledger, one client."""
@@ -162,30 +87,6 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
         made.close()
 
 
-def _of(records: dict[str, dict[str, dict[str, Any]]], office: str) -> dict[str, str]:
-    """An office's records, byte for byte: every module's records carrying its ids or hanging under its Contacts."""
-    out: dict[str, str] = {}
-    for module, by_id in records.items():
-        for zoho_id, record in by_id.items():
-            sid = str(record.get("Source_System_ID") or "")
-            if sid.startswith(f"{office}:"):
-                out[f"{module}/{zoho_id}"] = json.dumps(record, sort_keys=True)
-    return out
-
-
-def _children_of(records: dict[str, dict[str, dict[str, Any]]], zoho_id: str) -> dict[str, list[str]]:
-    def parent(record: dict[str, Any]) -> str | None:
-        for name in ("Who_Id", "What_Id", "Parent_Id"):
-            value = record.get(name)
-            if isinstance(value, dict) and value.get("id"):
-                return str(value["id"])
-        return None
-
-    return {module: sorted(str(r.get("Source_System_ID") or r.get("File_Name") or r.get("Note_Title"))
-                           for r in by_id.values() if parent(r) == zoho_id)
-            for module, by_id in records.items() if module in ("Events", "Notes", "Attachments")}
-
-
 def _shared_contact(org: Org) -> str:
     row = org.ledger.lookup(NORTH, "patient", SHARED[NORTH])
     assert row is not None and not row.deleted
@@ -206,7 +107,7 @@ def test_one_contact_for_the_shared_patient_and_rolling_back_its_creator_keeps_i
     assert contacts[SHARED[NORTH]] == shared
     assert org.ledger.lookup(SOUTH, "patient", SHARED[SOUTH]).zoho_id == shared  # type: ignore[union-attr]
     # Both offices' children hang under the one Contact.
-    assert _children_of(records, shared) == {
+    assert children_of(records, shared) == {
         "Events": [f"{NORTH}:appt:10", f"{SOUTH}:appt:70"],
         "Notes": [f"{NORTH} note", f"{SOUTH} note"],
         "Attachments": [f"{NORTH}.jpg", f"{SOUTH}.jpg"],
@@ -221,15 +122,15 @@ def test_one_contact_for_the_shared_patient_and_rolling_back_its_creator_keeps_i
     assert sum(r.sent for k, r in again.items() if not k.endswith(".joined")) == 0
     assert org.records() == before
 
-    south_before = _of(before, SOUTH)
+    south_before = office_records(before, SOUTH)
     shared_before = json.dumps(before["Contacts"][shared], sort_keys=True)
     plan, result = org.rollback(NORTH)
     assert plan.counts()[("Contacts", "release")] == 1 and plan.counts()[("Contacts", "delete")] == 1
     assert result.released == 1 and result.deleted == 1 + 2 + 1 + 1  # its own patient, events, note, file
     after = org.records()
     assert json.dumps(after["Contacts"][shared], sort_keys=True) == shared_before  # kept, untouched
-    assert _of(after, SOUTH) == south_before  # the other office's records, byte for byte
-    assert _children_of(after, shared) == {"Events": [f"{SOUTH}:appt:70"], "Notes": [f"{SOUTH} note"],
+    assert office_records(after, SOUTH) == south_before  # the other office's records, byte for byte
+    assert children_of(after, shared) == {"Events": [f"{SOUTH}:appt:70"], "Notes": [f"{SOUTH} note"],
                                            "Attachments": [f"{SOUTH}.jpg"]}
     assert not any(r.get("Source_System_ID") == f"{NORTH}:patient:2" for r in after["Contacts"].values())
     assert {(h.office_id, h.released) for h in org.ledger.shared_owners(zoho_ids=[shared])} == {(NORTH, True), (SOUTH, False)}
@@ -250,14 +151,14 @@ def test_the_joining_office_rolls_back_and_rejoins_then_the_whole_org_rolls_back
     org.load_office(SOUTH)
     shared = _shared_contact(org)
     before = org.records()
-    north_before = _of(before, NORTH)  # the shared Contact carries north's Source_System_ID
+    north_before = office_records(before, NORTH)  # the shared Contact carries north's Source_System_ID
 
     plan, result = org.rollback(SOUTH)
     assert plan.counts()[("Contacts", "release")] == 1
     assert result.released == 1 and result.deleted == 1 + 2 + 1 + 1
     after = org.records()
-    assert _of(after, NORTH) == north_before and not _of(after, SOUTH)
-    assert _children_of(after, shared) == {"Events": [f"{NORTH}:appt:10"], "Notes": [f"{NORTH} note"],
+    assert office_records(after, NORTH) == north_before and not office_records(after, SOUTH)
+    assert children_of(after, shared) == {"Events": [f"{NORTH}:appt:10"], "Notes": [f"{NORTH} note"],
                                            "Attachments": [f"{NORTH}.jpg"]}
     assert org.ledger.lookup(SOUTH, "patient", SHARED[SOUTH]) is None
 
@@ -266,7 +167,7 @@ def test_the_joining_office_rolls_back_and_rejoins_then_the_whole_org_rolls_back
     assert again["patients.joined"] == 1
     records = org.records()
     assert len(records["Contacts"]) == 3
-    assert _children_of(records, shared)["Events"] == [f"{NORTH}:appt:10", f"{SOUTH}:appt:70"]
+    assert children_of(records, shared)["Events"] == [f"{NORTH}:appt:10", f"{SOUTH}:appt:70"]
 
     # The whole migration rolled back: nothing of ours is left.
     org.rollback(None)
