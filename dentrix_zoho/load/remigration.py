@@ -150,7 +150,9 @@ def _reject_source_id(office_id: str, obj: str, source_key: str) -> str:
         return f"{office_id}:{obj}:{source_key or '(empty key)'}"
 
 
-def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[str, str]]:
+def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str,
+              rule_actions: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """Every plan row, with its action; ``rule_actions`` as ``quarantine_rule_actions`` gives them."""
     rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
     staged: list[dict[str, str]] = []
     with open_duckdb(duckdb_path) as con:
@@ -171,7 +173,8 @@ def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[st
         rows[key] = {"object": q.source_object, "source_id": q.source_id, "field": q.field or "",
                      "value_class": q.value_class, "reason": q.reason, "stage": "load"}
     out = []
-    rule_actions = quarantine_rule_actions(load_spec())
+    if rule_actions is None:
+        rule_actions = quarantine_rule_actions(load_spec())
     for row in sorted(rows.values(), key=lambda r: (r["object"], r["source_id"], r["field"], r["reason"])):
         row["action"] = action_for(row["reason"], rule_actions)
         out.append(row)
@@ -180,7 +183,8 @@ def plan_rows(duckdb_path: Path, ledger: Ledger, office_id: str) -> list[dict[st
 
 def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, reports_dir: Path) -> RemigrationPlan:
     folder = private_dir(Path(reports_dir))
-    rows = plan_rows(duckdb_path, ledger, office_id)
+    rule_actions = quarantine_rule_actions(load_spec())  # read once, for the rows and the reasons table
+    rows = plan_rows(duckdb_path, ledger, office_id, rule_actions)
     plan = RemigrationPlan(folder / f"remigration_plan_{office_id}.csv", folder / f"remigration_plan_{office_id}.md")
     plan.rows = len(rows)
     plan.records = len({(r["object"], r["source_id"]) for r in rows})
@@ -197,7 +201,6 @@ def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, re
           f"{plan.records} quarantined records ({plan.rows} reasons). Fix the cause, then run the delta load: "
           "fixed records go in, the rest stay listed here.", "",
           "## By reason", "", "| reason | rows | what to do |", "|---|---:|---|"]
-    rule_actions = quarantine_rule_actions(load_spec())
     for reason, n in plan.by_reason.items():
         md.append(f"| {_cell(reason)} | {n} | {_cell(action_for(reason, rule_actions))} |")
     md += ["", "## Records", "", "| object | source id | field | value class | reason | stage |",
