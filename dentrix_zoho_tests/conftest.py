@@ -73,3 +73,22 @@ def private_pg_server() -> Iterator[PgServer]:
         yield server
     finally:
         server.destroy()
+
+
+# --- Dagster's process-wide "current" state storage -----------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _dagster_state_storage_per_test() -> Iterator[None]:
+    """Each test starts and ends with no current Dagster defs-state storage.
+
+    Dagster keeps it in a context variable, set when an instance is entered (``with instance``, and a
+    schedule or sensor context that opens its instance from a ref) and restored on exit. One left set,
+    or restored out of order, hands the next test in the same xdist worker a storage whose instance is
+    gone: loading definitions then fails with 'Attempted to resolve undefined DagsterInstance weakref'
+    (CI, test_dagster_migration after the office cutover and sensor tests). The reset on teardown puts
+    back the value from before the test, whatever the test did in between."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield

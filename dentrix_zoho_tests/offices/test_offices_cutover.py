@@ -129,9 +129,11 @@ def _schedule_ticks(schedule: dg.ScheduleDefinition, workspace: WorkspaceResourc
     repository = dg.Definitions(jobs=[delta_migration], schedules=[schedule], resources=resources).get_repository_def()
 
     def tick(at: datetime):  # noqa: ANN202
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at, resources=resources,
-                                            repository_def=repository)
-        with dg.partition_loading_context(dynamic_partitions_store=instance):
+        # Entered: the context opens its instance from the ref and closes it (and Dagster's current state
+        # storage with it) on exit.
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=at, resources=resources,
+                                       repository_def=repository) as context, \
+                dg.partition_loading_context(dynamic_partitions_store=instance):
             return schedule.evaluate_tick(context)
 
     inside = tick(START + timedelta(hours=3))
