@@ -23,6 +23,22 @@ warnings.filterwarnings("ignore", message=r".*partitions_def on an AssetCheckSpe
 
 OfficesLoader = Callable[[WorkspaceResource], Offices]
 
+# The run tag the deploy configurations limit to one run per office (deploy/local/dagster.yaml);
+# partition runs also carry Dagster's own dagster/partition, limited the same way.
+OFFICE_TAG = "dentrix_zoho/office"
+PARTITION_TAG = "dagster/partition"
+_UNFINISHED = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+
+
+def unfinished_runs_of(instance: dg.DagsterInstance, office_id: str) -> list[dg.DagsterRun]:
+    """Runs of the office that are queued or going, by either tag (newest first, each once)."""
+    seen: dict[str, dg.DagsterRun] = {}
+    for tag in (OFFICE_TAG, PARTITION_TAG):
+        for run in instance.get_runs(dg.RunsFilter(statuses=list(_UNFINISHED), tags={tag: office_id})):
+            seen.setdefault(run.run_id, run)
+    return list(seen.values())
+
 
 def offices_of(workspace: WorkspaceResource) -> Offices:
     """The offices file as it is now (read on every tick: it is edited while the code location runs)."""

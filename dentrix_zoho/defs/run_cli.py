@@ -27,11 +27,14 @@ JOBS = ("stage_and_audit", "sample_migration", "full_migration", "delta_migratio
 def run(job: str, office: str | None, verbose: bool) -> None:
     """Run JOB (stage_and_audit, sample_migration, full_migration, delta_migration) for one office.
 
-    Exit status 0 when the run succeeded and every check passed, 1 otherwise, 2 on a usage error.
+    The run goes in this process, recorded in the Dagster instance with the office's tag. It refuses
+    to start while the office has a run queued or in progress (the daemon's, or another of these).
+    Exit status 0 when the run succeeded and every check passed, 1 otherwise, 2 on a usage error or
+    a refusal.
     """
     import dagster as dg
 
-    from dentrix_zoho.defs.offices import OFFICES_PARTITIONS_NAME
+    from dentrix_zoho.defs.offices import OFFICE_TAG, OFFICES_PARTITIONS_NAME, unfinished_runs_of
     from dentrix_zoho.defs.operator_log import operator_logger, python_logs_to
     from dentrix_zoho.offices import OfficesError
     from dentrix_zoho.settings import ensure_dagster_home, load_offices, load_settings
@@ -51,6 +54,16 @@ def run(job: str, office: str | None, verbose: bool) -> None:
         instance.add_dynamic_partitions(OFFICES_PARTITIONS_NAME, [partition])
         click.echo(f"added the partition of office {partition}")
 
+    # This run is in-process, outside the daemon's queue: it must not start beside a queued or
+    # running one of the same office (both would write the office's staging file and race each
+    # other's Zoho writes), and its office tag makes the daemon hold that office's queued runs back.
+    busy = unfinished_runs_of(instance, chosen.office_id)
+    if busy:
+        listed = ", ".join(f"{r.run_id} ({r.job_name}, {r.status.value})" for r in busy[:3])
+        click.echo(f"office {chosen.office_id} already has {len(busy)} run(s) queued or in progress: {listed}. "
+                   "Wait for them to finish, or cancel them in the Dagster UI, then run this again.", err=True)
+        sys.exit(2)
+
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     log_file = home / "logs" / f"{job}_{chosen.office_id}_{stamp}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +75,8 @@ def run(job: str, office: str | None, verbose: bool) -> None:
         job_def = job_def.with_logger_defs({"operator": operator_logger(log_file, click.echo, verbose=verbose)})
         click.echo(f"== {job}, office {chosen.office_id} == (Dagster's event log: {log_file})")
         result = job_def.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
-                                            run_config={"loggers": {"operator": {}}})
+                                            run_config={"loggers": {"operator": {}}},
+                                            tags={OFFICE_TAG: chosen.office_id})
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

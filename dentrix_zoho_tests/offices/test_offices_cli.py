@@ -101,6 +101,43 @@ def test_run_stages_one_office_as_its_partition(dso: Dso) -> None:
         assert instance.get_dynamic_partitions("offices") == ["north"]
         [record] = instance.get_run_records()
         assert record.dagster_run.tags["dagster/partition"] == "north"
+        assert record.dagster_run.tags["dentrix_zoho/office"] == "north"  # the daemon's per-office limit sees it
+
+
+def test_run_refuses_while_the_office_has_a_run_in_progress_and_tags_its_own(dso: Dso, tmp_path: Path) -> None:
+    """`run` goes outside the daemon's queue: beside a queued or running run of the office it refuses."""
+    import dagster as dg
+    from dagster._core.test_utils import create_run_for_test
+
+    from dentrix_zoho.settings import ensure_dagster_home
+
+    ensure_dagster_home(dso.home)
+    # Not entered: entering sets Dagster's process-wide current state storage.
+    instance = dg.DagsterInstance.get()
+    try:
+        going = create_run_for_test(instance, job_name="full_migration", status=dg.DagsterRunStatus.STARTED,
+                                    tags={"dagster/partition": "north"})
+        create_run_for_test(instance, job_name="full_migration", status=dg.DagsterRunStatus.STARTING,
+                            tags={"dentrix_zoho/office": "south"})
+        create_run_for_test(instance, job_name="full_migration", status=dg.DagsterRunStatus.FAILURE,
+                            tags={"dagster/partition": "locked"})
+
+        code, out = dso.invoke("run", "stage_and_audit", "--office", "north")
+        assert code == 2 and f"office north already has 1 run(s) queued or in progress: {going.run_id} " \
+                             "(full_migration, STARTED)" in out
+        code, out = dso.invoke("run", "stage_and_audit", "--office", "south")
+        assert code == 2 and "office south already has 1 run(s) queued or in progress" in out
+        assert not (dso.folder("north") / "staging.duckdb").exists()
+        assert not (dso.folder("south") / "staging.duckdb").exists()
+        assert len(instance.get_runs()) == 3  # nothing started
+
+        from dentrix_zoho.defs.offices import unfinished_runs_of
+
+        assert unfinished_runs_of(instance, "locked") == []  # a finished run holds nothing
+        instance.report_run_canceled(going)
+        assert unfinished_runs_of(instance, "north") == []
+    finally:
+        instance.dispose()
 
 
 def test_rollback_is_per_office_and_reaches_an_office_taken_out_of_the_file(dso: Dso) -> None:
