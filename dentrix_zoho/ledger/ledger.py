@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from dentrix_zoho.ledger import schema as s
@@ -126,13 +126,18 @@ class Ledger(SharedContacts):
                     raise
 
     def _seed(self, conn: Connection) -> None:
-        version = conn.execute(select(s.ledger_meta.c.value).where(s.ledger_meta.c.key == "schema_version")).scalar()
+        # FOR UPDATE (PostgreSQL): two processes opening an old ledger at once upgrade it one after the
+        # other, the second reading the version the first wrote.
+        version = conn.execute(
+            select(s.ledger_meta.c.value).where(s.ledger_meta.c.key == "schema_version").with_for_update()
+        ).scalar()
         if version is None:
             conn.execute(insert(s.ledger_meta).values(key="schema_version", value=str(s.SCHEMA_VERSION)))
         elif int(version) > s.SCHEMA_VERSION:
             raise LedgerError(f"ledger schema version {version} is newer than this code ({s.SCHEMA_VERSION})")
         elif int(version) < s.SCHEMA_VERSION:
-            # Every migration so far adds tables, which create_all has just made in this transaction.
+            # New tables: create_all has just made them in this transaction; new columns: upgrade.
+            s.upgrade(conn, int(version))
             conn.execute(
                 update(s.ledger_meta)
                 .where(s.ledger_meta.c.key == "schema_version")
@@ -731,8 +736,13 @@ class Ledger(SharedContacts):
 
     # -- approvals ---------------------------------------------------------------------
 
-    def record_approval(self, spec_hash: str, approved_by: str, spec_path: str | None = None) -> Approval:
-        approval = Approval(spec_hash, approved_by, self.now(), spec_path)
+    def record_approval(
+        self, spec_hash: str, approved_by: str, spec_path: str | None = None, office_id: str | None = None
+    ) -> Approval:
+        """Record that ``approved_by`` approved the spec ``spec_hash`` for ``office_id`` (None: every office)."""
+        if office_id is not None and not office_id.strip():
+            raise LedgerError("an office approval needs the office's id (None approves every office)")
+        approval = Approval(spec_hash, approved_by, self.now(), spec_path, office_id)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(s.approvals).values(
@@ -740,22 +750,38 @@ class Ledger(SharedContacts):
                     approved_by=approval.approved_by,
                     approved_at=approval.approved_at,
                     spec_path=approval.spec_path,
+                    office_id=approval.office_id,
                 )
             )
         return approval
 
-    def is_approved(self, spec_hash: str) -> bool:
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(select(s.approvals.c.id).where(s.approvals.c.spec_hash == spec_hash).limit(1)).first()
-                is not None
-            )
-
-    def approvals(self) -> list[Approval]:
+    def approval_for(self, spec_hash: str, office_id: str | None = None) -> Approval | None:
+        """The approval that opens ``office_id`` to the spec: the office's own (the latest), else the latest
+        for every office. Without an office, only an approval for every office counts."""
         a = s.approvals.c
+        scope = a.office_id.is_(None) if office_id is None else or_(a.office_id == office_id, a.office_id.is_(None))
+        query = (
+            select(a.spec_hash, a.approved_by, a.approved_at, a.spec_path, a.office_id)
+            .where(a.spec_hash == spec_hash, scope)
+            .order_by(case((a.office_id.is_(None), 1), else_=0), a.id.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(select(a.spec_hash, a.approved_by, a.approved_at, a.spec_path).order_by(a.id))
-            return [Approval(*row) for row in rows]
+            row = conn.execute(query).first()
+        return Approval(*row) if row is not None else None
+
+    def is_approved(self, spec_hash: str, office_id: str | None = None) -> bool:
+        """Approved for ``office_id`` (its own approval or one for every office); without one, for every office."""
+        return self.approval_for(spec_hash, office_id) is not None
+
+    def approvals(self, spec_hash: str | None = None) -> list[Approval]:
+        """Every approval (of one spec hash), oldest first."""
+        a = s.approvals.c
+        query = select(a.spec_hash, a.approved_by, a.approved_at, a.spec_path, a.office_id).order_by(a.id)
+        if spec_hash is not None:
+            query = query.where(a.spec_hash == spec_hash)
+        with self.engine.connect() as conn:
+            return [Approval(*row) for row in conn.execute(query)]
 
     # -- summaries ----------------------------------------------------------------------
 

@@ -136,6 +136,8 @@ class Approval:
     approved_by: str
     approved_at: str
     spec_path: str | None
+    # The one office the approval opens; None: every office.
+    office_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Index,
     Integer,
     MetaData,
@@ -17,12 +18,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
 
-# 2: the cross-office tables (merge_groups, merge_claims, shared_owners). Every change so far adds
-# tables, which ``create_all`` makes in an existing ledger; the version stops older code, which
-# would not see a shared Contact's other owners, from opening a ledger that has them.
-SCHEMA_VERSION = 2
+# 2: the cross-office tables (merge_groups, merge_claims, shared_owners). ``create_all`` makes new
+# tables in an existing ledger; the version stops older code, which would not see a shared Contact's
+# other owners, from opening a ledger that has them.
+# 3: approvals.office_id (NULL: the approval covers every office), added by ``upgrade``. Older code
+# would take one office's approval for every office's, so it must not open a ledger of version 3.
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -166,6 +170,8 @@ approvals = Table(
     Column("approved_by", String(128), nullable=False),
     Column("approved_at", String(_TS), nullable=False),
     Column("spec_path", String(1024)),
+    # The one office this approval opens; NULL: every office (what every approval before version 3 was).
+    Column("office_id", String(_ID)),
 )
 Index("ix_approvals_spec_hash", approvals.c.spec_hash)
 
@@ -228,3 +234,27 @@ shared_owners = Table(
 )
 Index("ix_shared_owners_zoho", shared_owners.c.zoho_module, shared_owners.c.zoho_id)
 Index("ix_shared_owners_run", shared_owners.c.run_id)
+
+
+# -- upgrades ---------------------------------------------------------------------------------------
+
+
+def _add_approval_office(conn: Connection) -> None:
+    # A ledger another process upgraded while this one waited already has the column.
+    if "office_id" in {c["name"] for c in inspect(conn).get_columns(approvals.name)}:
+        return
+    column = approvals.c.office_id
+    conn.exec_driver_sql(f"ALTER TABLE {approvals.name} ADD COLUMN {column.name} "
+                         f"{column.type.compile(dialect=conn.dialect)}")
+
+
+# Version -> what brings a ledger of the version before it there (new tables need nothing: create_all).
+_UPGRADES = {3: _add_approval_office}
+
+
+def upgrade(conn: Connection, version: int) -> None:
+    """Bring a ledger of ``version`` to SCHEMA_VERSION, in the caller's transaction (after create_all)."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        step = _UPGRADES.get(target)
+        if step is not None:
+            step(conn)

@@ -1,4 +1,4 @@
-"""``dentrix-zoho map propose | show | approve --by NAME``."""
+"""``dentrix-zoho map propose | show [--office ID] | approve [--office ID] --by NAME``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dentrix_zoho.mapping.approval import approval_status, approve_spec
+from dentrix_zoho.mapping.approval import ApprovalStatus, approval_status, approve_spec, has_sample_run
 from dentrix_zoho.mapping.metadata import field_metadata
 from dentrix_zoho.mapping.spec import SpecError, default_spec_path, load_spec
 from dentrix_zoho.offices_cli import office_option, office_settings, offices_file_in_use
@@ -38,28 +38,63 @@ def map_group() -> None:
     """Propose, show and approve the Dentrix-to-Zoho field map."""
 
 
-_APPROVAL_IS_ORG_WIDE = (
-    "One map for every office of the org: --office checks the office exists; the approval is of the "
-    "spec's content hash and covers all offices."
+_SHOW_OFFICE_HELP = (
+    "Tell whether the spec is approved for this office, and by which approval: the office's own or one for "
+    "every office. Without --office: the approval for every office, and each office's own."
 )
+_APPROVE_OFFICE_HELP = (
+    "Approve the spec for this office only (after reviewing its sample diff report); the other offices stay "
+    "closed until they are approved too. Without --office the approval covers every office of the org. "
+    "Either kind is of the spec's content hash: any change to the spec voids it."
+)
+
+
+def _office_lines(ledger: Ledger, path: Path, digest: str) -> list[str]:
+    """Per office: approved or not, by which approval (offices of the file, and any with an approval)."""
+    from dentrix_zoho.offices import OfficesError
+    from dentrix_zoho.settings import load_offices
+
+    try:
+        offices = [o.office_id for o in load_offices()]
+    except OfficesError as exc:
+        raise click.UsageError(str(exc)) from None
+    offices += sorted({a.office_id for a in ledger.approvals(digest) if a.office_id} - set(offices))
+    width = max((len(o) for o in offices), default=0)
+    lines = []
+    for o in offices:
+        found = ledger.approval_for(digest, o)
+        lines.append(f"  {o:{width}}  {ApprovalStatus(str(path), digest, found is not None, o, found).describe()}")
+    return lines
 
 
 @map_group.command("show")
 @_spec_option
-@office_option(_APPROVAL_IS_ORG_WIDE)
+@office_option(_SHOW_OFFICE_HELP)
 def show(spec_path: Path | None, office: str | None) -> None:
-    """Validate the spec and print what it maps, its hash and whether it is approved."""
-    office_settings(office)
+    """Validate the spec and print what it maps, its hash and whether it is approved (for every office,
+    or for the office named)."""
+    office_id = office_settings(office).office_id if office else None
     path = spec_path or default_spec_path()
     try:
         spec = load_spec(path)
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     with _ledger() as ledger:
-        status = approval_status(ledger, path)
+        status = approval_status(ledger, path, office_id=office_id)
+        offices = [] if office_id else _office_lines(ledger, path, status.spec_hash)
+        approvals = [] if office_id else ledger.approvals(status.spec_hash)
     click.echo(f"spec:     {path}")
     click.echo(f"hash:     {status.spec_hash}")
-    click.echo(f"approved: {'yes' if status.approved else 'NO (run: dentrix-zoho map approve --by NAME)'}")
+    click.echo(f"approved: {status.describe()}")
+    if approvals:
+        click.echo(f"approvals of this hash: {len(approvals)}")
+        for a in approvals:
+            click.echo(f"  {'office ' + a.office_id if a.office_id else 'every office':20} by {a.approved_by} "
+                       f"at {a.approved_at}")
+    if offices:
+        click.echo("per office:")
+        for line in offices:
+            click.echo(line)
     click.echo(f"routing:  patients without treatment in {spec.routing.leads_window_months} months -> Leads")
     click.echo("streams:")
     for name, stream in spec.streams.items():
@@ -74,19 +109,24 @@ def show(spec_path: Path | None, office: str | None) -> None:
 @map_group.command("approve")
 @_spec_option
 @click.option("--by", "approved_by", required=True, help="Name of the person approving the map.")
-@office_option(_APPROVAL_IS_ORG_WIDE)
+@office_option(_APPROVE_OFFICE_HELP)
 def approve(spec_path: Path | None, approved_by: str, office: str | None) -> None:
-    """Record that NAME approved the spec exactly as it is now (its content hash)."""
-    settings = office_settings(office)
+    """Record that NAME approved the spec exactly as it is now (its content hash), for the office named
+    or, without --office, for every office."""
+    office_id = office_settings(office).office_id if office else None
     path = spec_path or default_spec_path()
     try:
         with _ledger() as ledger:
-            digest = approve_spec(ledger, approved_by, path)
+            digest = approve_spec(ledger, approved_by, path, office_id=office_id)
+            sampled = office_id is None or has_sample_run(ledger, digest, office_id)
     except (SpecError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"approved {path} ({digest}) by {approved_by.strip()}"
-               + (f" (reviewed on office {settings.office_id}; the approval covers every office)"
-                  if office else ""))
+    if not sampled:
+        click.echo(f"warning: office {office_id} has no successful sample migration of spec {digest[:12]} in the "
+                   "ledger: was its sample diff report reviewed? (the approval is recorded all the same)", err=True)
+    click.echo(f"approved {path} ({digest}) by {approved_by.strip()} "
+               + (f"for office {office_id} only: the other offices need their own approval, or one without --office"
+                  if office_id else "for every office"))
     click.echo("Any change to the spec voids this approval.")
 
 

@@ -167,7 +167,11 @@ def test_estimate_and_map_propose_read_the_office_folder(dso: Dso) -> None:
     assert code == 0, out
     assert (dso.folder("south") / "reports" / "mapping_proposal.yaml").exists()
     code, out = dso.invoke("map", "approve", "--by", "Pat Reviewer", "--office", "south")
-    assert code == 0 and "reviewed on office south; the approval covers every office" in out
+    assert code == 0 and "for office south only" in out, out
+    code, out = dso.invoke("map", "show", "--office", "south")
+    assert code == 0 and "approved: yes for office south (the office's own approval by Pat Reviewer" in out, out
+    code, out = dso.invoke("map", "show", "--office", "north")
+    assert code == 0 and "approved: NO for office north (run: dentrix-zoho map approve --office north" in out, out
 
 
 def test_without_an_offices_file_office_may_only_name_the_one_office(dso: Dso, tiny_practice: Path,

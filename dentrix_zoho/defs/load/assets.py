@@ -86,15 +86,17 @@ def _build_load_step(
     )
     def _load(context: dg.AssetExecutionContext, workspace: WorkspaceResource, zoho: ZohoResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         from dentrix_zoho.load import estimate_load, load_module, refuse_if_over_budget
-        from dentrix_zoho.mapping import is_current_spec_approved, spec_hash, load_spec
+        from dentrix_zoho.mapping import approval_status, spec_hash, load_spec
         from dentrix_zoho.progress import reporting_to
 
         scope = run_scope(context)
         office = workspace.scope(context)
         ledger = open_ledger(office)
-        if scope != "sample" and not is_current_spec_approved(ledger):
+        if scope != "sample":
             # The blocking check stops a job; this stops an ad-hoc materialization too.
-            raise dg.Failure("the mapping spec is not approved: only the sample may be loaded")
+            approval = approval_status(ledger, office_id=office.office_id)
+            if not approval.approved:
+                raise dg.Failure(approval.refusal())
         ledger.start_run(scope, office.office_id, spec_hash=spec_hash(load_spec()), run_id=context.run.run_id)
         ctx = build_load_context(context, office, zoho, ledger, scope=scope)
         if previous is None:
@@ -219,25 +221,31 @@ def build_load_assets(partitions_def: dg.PartitionsDefinition | None = None) -> 
         kinds={"yaml"},
         partitions_def=partitions_def,
         check_specs=[dg.AssetCheckSpec("mapping_approved", asset=APPROVAL_KEY, blocking=True, partitions_def=partitions_def,
-                                       description="The current mapping spec's content hash is approved. A failure "
-                                                   "means nothing beyond the sample is loaded: review the sample diff "
-                                                   "report, then `dentrix-zoho map approve --by NAME`.")],
+                                       description="The current mapping spec's content hash is approved for this "
+                                                   "office (its own approval or one for every office). A failure "
+                                                   "means nothing beyond the sample is loaded: review the office's "
+                                                   "sample diff report, then `dentrix-zoho map approve --office ID "
+                                                   "--by NAME` (without --office: every office).")],
         description="The approval gate at the head of the load: nothing beyond the sample moves until a person "
-                    "approves this exact map (`dentrix-zoho map approve --by NAME`); any edit to the spec voids it.",
+                    "approves this exact map for the office (`dentrix-zoho map approve --office ID --by NAME`) or "
+                    "for every office (without --office); any edit to the spec voids both.",
     )
     def mapping_approval(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         from dentrix_zoho.mapping import approval_status
 
-        status = approval_status(open_ledger(workspace.scope(context)))
+        office = workspace.scope(context)
+        status = approval_status(open_ledger(office), office_id=office.office_id)
         approved = status.approved
         spec_hash = status.spec_hash
-        yield dg.MaterializeResult(metadata={"spec_hash": spec_hash[:12], "approved": approved})
+        # Which approval opened the office: its own or one for every office (the approver is no patient).
+        by = {} if status.approval is None else {
+            "approval": "every office" if status.org_wide else "office", "approved_by": status.approval.approved_by}
+        yield dg.MaterializeResult(metadata={"spec_hash": spec_hash[:12], "approved": approved, **by})
         yield dg.AssetCheckResult(
             check_name="mapping_approved",
             passed=approved,
-            metadata={"spec_hash": spec_hash[:12]},
-            description="approved" if approved else
-            f"spec {spec_hash[:12]} is not approved: review the sample diff report, then run `dentrix-zoho map approve --by NAME`",
+            metadata={"spec_hash": spec_hash[:12], **by},
+            description=status.describe() if approved else status.refusal(),
         )
 
 
