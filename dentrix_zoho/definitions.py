@@ -17,6 +17,7 @@ from dentrix_zoho.defs.cutover.assets import build_cutover_assets
 from dentrix_zoho.defs.cutover.jobs import build_office_cutover_triggers, cutover_jobs, cutover_schedule, cutover_sensor
 from dentrix_zoho.defs.load.assets import build_load_assets
 from dentrix_zoho.defs.load.jobs import load_jobs
+from dentrix_zoho.defs.load.sensors import build_ended_run_sensors
 from dentrix_zoho.defs.mapping.assets import build_mapping_assets
 from dentrix_zoho.defs.offices import OFFICES_PARTITIONS, build_offices_sensor
 from dentrix_zoho.defs.org.assets import build_org_assets, build_org_jobs
@@ -58,7 +59,8 @@ def build_definitions() -> dg.Definitions:
     schedules: list[dg.ScheduleDefinition] = [cutover_schedule]
     if offices.from_file:
         office_sensor, office_schedule = build_office_cutover_triggers(offices)
-        sensors, schedules = [office_sensor, build_offices_sensor()], [office_schedule]
+        sensors, schedules = [office_sensor, build_offices_sensor(),
+                              *build_ended_run_sensors([*load_jobs, *cutover_jobs])], [office_schedule]
     return dg.Definitions(
         assets=_owned(assets),
         asset_checks=[*mapping_checks],

@@ -12,12 +12,24 @@ person at once): ``settle_merge`` runs in one transaction that holds the audit c
 deciders queue; the first member of a group to load *claims* it (``merge_claims``) and creates
 the Contact, the others join it once it is in the crosswalk.
 
+A claim ends with its run: a run that failed or was canceled has its claims released
+(``release_claims``, the run-failure sensor), and a claim whose run is not running is taken over
+by the next office, except where a write of the claimed record is in doubt (announced and never
+answered: the Contact may be in Zoho, unknown to the ledger). That claim waits for its own office's
+next run, which adopts the Contact or sends the record again, so two offices never both make the
+person's Contact.
+
+Each org-level audit records, with its groups and in the same transaction, the offices it covered
+(``cross_office_audit`` audit entries under the audit's id; ``ledger_meta`` names the latest): a
+load under ``merge`` reads the groups of the latest audit only, so that audit must cover its office.
+
 Ids, codes and counts only: nothing here holds a patient's data.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -40,6 +52,11 @@ IN_CHUNK = 500
 JOIN_OPERATION = "cross_office_join"
 CLAIM_OPERATION = "cross_office_claim"
 RELEASE_OPERATION = "cross_office_release"
+# One entry per office an org-level audit covered (its code is the office id), under the audit's id.
+AUDIT_OPERATION = "cross_office_audit"
+# ledger_meta: the id of the latest org-level audit, whose groups are the ones in merge_groups.
+AUDIT_META_KEY = "cross_office_audit"
+_MERGE_OPERATIONS = (JOIN_OPERATION, CLAIM_OPERATION, RELEASE_OPERATION, AUDIT_OPERATION)
 
 _Key = tuple[str, str, str]  # (office, source object, source id)
 
@@ -73,6 +90,18 @@ def _crosswalk_row(row: Any) -> CrosswalkRow:
     return CrosswalkRow(**{name: values[name] for name in _CROSSWALK_FIELDS if name in values})
 
 
+@dataclass(frozen=True, slots=True)
+class OrgAudit:
+    """The latest org-level audit whose groups the ledger holds: when it ran and which offices it compared."""
+
+    audit_id: str
+    audited_at: str
+    offices: tuple[str, ...]
+
+    def covers(self, office_id: str) -> bool:
+        return office_id in self.offices
+
+
 def lock_tip(conn: Connection) -> None:
     """Take the audit chain's tip row lock: every decider and appender queues behind it."""
     conn.execute(select(s.audit_tip.c.id).where(s.audit_tip.c.id == 1).with_for_update()).first()
@@ -92,17 +121,28 @@ class SharedContacts:
 
     # -- the org-level audit's groups ------------------------------------------------------
 
-    def replace_merge_groups(self, members: Iterable[MergeMember]) -> int:
-        """Put the org-level audit's groups in place of the previous ones, in one transaction."""
+    def replace_merge_groups(self, members: Iterable[MergeMember], *, offices: Iterable[str],
+                             audit_id: str | None = None) -> int:
+        """Put the org-level audit's groups in place of the previous ones and record the ``offices`` it
+        compared (every member's office among them), in one transaction."""
         rows = list(members)
+        covered = sorted(set(offices))
         seen: set[tuple[str, str, str]] = set()
         for member in rows:
             key = (member.office_id, member.source_object, member.source_id)
             if key in seen:
                 raise LedgerError(f"merge groups: {member.source_id} is in more than one group")
             seen.add(key)
+        outside = sorted({m.office_id for m in rows} - set(covered))
+        if outside:
+            raise LedgerError(f"merge groups: office(s) {', '.join(outside)} not among the audited offices")
+        audit_id = audit_id or f"org-audit-{uuid.uuid4().hex}"
+        coverage = [AuditEntry(audit_id, AUDIT_OPERATION, "Contacts", "ok", code=office) for office in covered]
+        for entry in coverage:
+            entry.validate()
         now = self.now()
-        with write_locked(self.engine) as conn:
+        with self._audit_lock, write_locked(self.engine) as conn:
+            lock_tip(conn)  # a decider sees the old groups or the new ones, never half of them
             conn.execute(delete(s.merge_groups))
             for chunk in _chunks(rows):
                 conn.execute(
@@ -119,7 +159,28 @@ class SharedContacts:
                         for m in chunk
                     ],
                 )
+            if coverage:
+                self._append_audit(conn, coverage)
+            meta = s.ledger_meta.c
+            if conn.execute(select(meta.key).where(meta.key == AUDIT_META_KEY)).first() is None:
+                conn.execute(insert(s.ledger_meta).values(key=AUDIT_META_KEY, value=audit_id))
+            else:
+                conn.execute(update(s.ledger_meta).where(meta.key == AUDIT_META_KEY).values(value=audit_id))
         return len(rows)
+
+    def latest_org_audit(self) -> OrgAudit | None:
+        """The org-level audit whose groups are in place (None: no audit under ``merge`` yet)."""
+        meta, a = s.ledger_meta.c, s.audit_log.c
+        with self.engine.connect() as conn:
+            audit_id = conn.execute(select(meta.value).where(meta.key == AUDIT_META_KEY)).scalar()
+            if audit_id is None:
+                return None
+            rows = conn.execute(
+                select(a.code, a.time).where(a.run_id == audit_id, a.operation == AUDIT_OPERATION).order_by(a.seq)
+            ).all()
+        if not rows:
+            return None
+        return OrgAudit(str(audit_id), str(rows[0].time), tuple(str(r.code) for r in rows))
 
     def merge_groups(self, office_id: str | None = None) -> dict[str, list[MergeMember]]:
         """Group key -> its members; with ``office_id``, only the groups that include that office."""
@@ -233,6 +294,29 @@ class SharedContacts:
                 self._append_audit(conn, audit)
         return released
 
+    def release_claims(self, run_id: str, module: str, *, code: str) -> tuple[int, int]:
+        """Release the merge claims of ``run_id``, a run that ended (failed, canceled) without finishing:
+        the next office to load the person claims the group. Returns (released, kept).
+
+        A claim whose record's write is in doubt (announced, never answered, no crosswalk row: the
+        Contact may be in Zoho) is kept for its office's next run. Only claims ``run_id`` still holds
+        are touched: a retry of the office that claimed a group again holds it under its own run.
+        Idempotent: a second call finds nothing to release.
+        """
+        m = s.merge_claims.c
+        with self._audit_lock, write_locked(self.engine) as conn:
+            lock_tip(conn)  # deciders queue behind it: none sees a claim half released
+            claims = [_Claim(*row) for row in conn.execute(
+                select(m.group_key, m.office_id, m.source_object, m.source_id, m.run_id).where(m.run_id == run_id))]
+            doubtful = _writes_in_doubt(conn, module, claims)
+            released = [c for c in claims if (c.office_id, c.source_object, c.source_id) not in doubtful]
+            for chunk in _chunks([c.group_key for c in released]):
+                conn.execute(delete(s.merge_claims).where(m.group_key.in_(chunk), m.run_id == run_id))
+            if released:
+                self._append_audit(conn, [AuditEntry(run_id, RELEASE_OPERATION, module, "ok", source_id=c.source_id,
+                                                     code=code) for c in released])
+        return len(released), len(claims) - len(released)
+
     def _release_deleted(self, conn: Connection, by_run: str, module: str, zoho_ids: Sequence[str], now: str) -> None:
         """A deleted Contact has no owners left."""
         o = s.shared_owners.c
@@ -311,6 +395,39 @@ def _is_live(anchors: Mapping[tuple[str, str], CrosswalkRow], module: str, zoho_
     return anchor is not None and not anchor.deleted
 
 
+def _writes_in_doubt(conn: Connection, module: str, claims: Iterable[_Claim]) -> set[_Key]:
+    """The claimed records a write of which may have landed unrecorded: no live crosswalk row of their
+    office, and the audit log's latest word on them in ``module`` from any run of that office is a send
+    intent or an uncertain answer (a refusal, or no write at all, leaves no doubt)."""
+    by_office: dict[str, dict[str, _Claim]] = {}
+    for claim in claims:
+        by_office.setdefault(claim.office_id, {})[claim.source_id] = claim
+    r, a, c = s.runs.c, s.audit_log.c, s.crosswalk.c
+    found: set[_Key] = set()
+    for office, wanted in by_office.items():
+        sids = sorted(wanted)
+        live: set[str] = set()
+        for chunk in _chunks(sids):
+            live.update(sid for (sid,) in conn.execute(select(c.source_id).where(
+                c.office_id == office, c.zoho_module == module, c.deleted.is_(False), c.source_id.in_(chunk))))
+        asked = [sid for sid in sids if sid not in live]
+        if not asked:
+            continue
+        runs = [rid for (rid,) in conn.execute(select(r.run_id).where(r.office_id == office))]
+        latest: dict[str, tuple[int, str]] = {}
+        for run_chunk in _chunks(runs):  # by run: the audit log is indexed on it, not on the source id
+            for chunk in _chunks(asked):
+                query = select(a.source_id, a.seq, a.outcome).where(
+                    a.run_id.in_(run_chunk), a.module == module, a.source_id.in_(chunk),
+                    a.operation.not_in(_MERGE_OPERATIONS))
+                for sid, seq, outcome in conn.execute(query):
+                    if sid not in latest or seq > latest[sid][0]:
+                        latest[sid] = (int(seq), str(outcome))
+        found.update((office, wanted[sid].source_object, sid) for sid, (_, outcome) in latest.items()
+                     if outcome == "uncertain")
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class _Claim:
     group_key: str
@@ -334,6 +451,7 @@ class _Settler:
     shared: set[str] = field(default_factory=set)  # Zoho ids that have holds already
     claims: dict[str, _Claim] = field(default_factory=dict)
     run_status: dict[str, str] = field(default_factory=dict)
+    in_doubt: set[_Key] = field(default_factory=set)  # ended claims whose record's write may have landed
     _inserts: list[dict[str, Any]] = field(default_factory=list)
     _updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     _claim_inserts: list[dict[str, Any]] = field(default_factory=list)
@@ -351,6 +469,11 @@ class _Settler:
         self.shared = self._shared_ids(zoho_ids)
         self.claims = self._claims({c.group_key for c in candidates})
         self.run_status = self._run_status({claim.run_id for claim in self.claims.values()})
+        # Only an ended claim with no Contact in the crosswalk could be taken over: those alone are looked into.
+        ended = [cl for cl in self.claims.values() if cl.run_id != self.run_id
+                 and self.run_status.get(cl.run_id) != "running" and (cl.office_id, cl.source_object, cl.source_id)
+                 not in others and cl.office_id != self.office_id]
+        self.in_doubt = _writes_in_doubt(self.conn, self.module, ended) if ended else set()
         decisions: list[MergeDecision] = []
         for c in candidates:
             key = (self.office_id, c.source_object, c.source_id)
@@ -427,6 +550,11 @@ class _Settler:
         elif claim.run_id != self.run_id and self.run_status.get(claim.run_id) == "running":
             # Another office's load is creating this person's Contact: join it on the next run.
             return MergeDecision(c.source_id, "wait", "WAITING", claimed_by_office=claim.office_id)
+        elif (claim.office_id, claim.source_object, claim.source_id) in self.in_doubt:
+            # The claimant's run ended with its write of the person unanswered: the Contact may be in Zoho.
+            # Its office's next run adopts it (then this office joins) or sends it again; a take-over now
+            # could make a second Contact.
+            return MergeDecision(c.source_id, "wait", "IN_DOUBT", claimed_by_office=claim.office_id)
         else:
             # The claimant's load ended without a Contact (held back, refused, rolled back): take over.
             self._claim_updates.append({"group_key": c.group_key, **values})

@@ -10,6 +10,10 @@ is being created by another office's running load waits: held with a reason (qua
 
 Every row is accounted for: sent, joined (counted under the rule ``cross_office_joined``), or
 held with a reason. Counts and ids only leave this module.
+
+A ``merge`` load of Contacts refuses to start (``OrgAuditMissing``, nothing sent) unless the latest
+org-level audit, whose groups are the ones the ledger holds, covered the office: before it, every
+patient another office shares would become a Contact of its own, which no later audit undoes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from dentrix_zoho.ledger import Ledger, MergeCandidate, MergeDecision, QuarantineRow
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.shaped import ShapedRow
-from dentrix_zoho.org.policy import POLICY_ENV, CrossOfficePolicy, CrossOfficePolicyError
+from dentrix_zoho.org.policy import POLICY_ENV, CrossOfficePolicy, CrossOfficePolicyError, OrgAuditMissing
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,8 @@ def split_for_merge(
 
     Joined rows are recorded in the ledger (their hold on the shared Contact, an audit
     ``cross_office_join``) and any quarantine they had is resolved; waiting rows are quarantined
-    through ``writer``. A dry run decides the same way and writes nothing.
+    through ``writer``. A dry run decides the same way and writes nothing. Under ``merge``, Contacts rows
+    of an office the latest org-level audit did not cover raise ``OrgAuditMissing`` before anything else.
     """
     policy = policy or CrossOfficePolicy.from_env()
     ledger, office_id = writer.ledger, writer.office_id
@@ -109,13 +114,11 @@ def split_for_merge(
         return CrossOfficeSplit(send=list(rows))
     if module != MERGED_MODULE or not rows:
         return CrossOfficeSplit(send=list(rows))
+    refuse_unaudited(ledger, office_id)
     merge_map = merge_map or MergeMap.load(ledger, office_id)
-    if not merge_map.groups:
-        # Legitimate when none of the office's patients is seen elsewhere; but a load before the org-level
-        # audit would make every shared person a second Contact, which a later audit cannot undo.
-        log.warning("load %s: policy merge, but the ledger holds no cross-office groups for office %s: if the "
-                    "org-level audit has not run since the offices were staged (dentrix-zoho org-audit), every "
-                    "patient is sent as a Contact of its own", module, office_id)
+    if not merge_map.groups:  # the audit covered the office and found none of its patients elsewhere
+        log.info("load %s: policy merge: no cross-office groups for office %s in the latest org-level audit",
+                 module, office_id)
     candidates = {c.source_id: c for row in rows if (c := merge_map.candidate(row)) is not None}
     candidates |= _still_holding(ledger, office_id, module, rows, candidates)
     if not candidates:
@@ -161,6 +164,27 @@ def _still_holding(ledger: Ledger, office_id: str, module: str, rows: Sequence[S
 def _own_group(source_id: str) -> str:
     """A group key of the record's own (the ledger's keys are 64 characters at most)."""
     return "held-" + hashlib.sha256(source_id.encode()).hexdigest()[:32]
+
+
+AUDIT_COMMAND = "dentrix-zoho org-audit (or the Dagster job cross_office_audit)"
+
+
+def refuse_unaudited(ledger: Ledger, office_id: str) -> None:
+    """Under ``merge``, a load of an office the latest org-level audit did not compare would send every patient
+    another office shares as a Contact of its own: refuse it, naming the command (ids only)."""
+    audit = ledger.latest_org_audit()
+    if audit is not None and audit.covers(office_id):
+        return
+    if audit is None:
+        found = "the ledger holds no org-level cross-office audit"
+    else:
+        found = (f"the latest org-level cross-office audit ({audit.audited_at}, {len(audit.offices)} offices) did "
+                 f"not include office {office_id} (not staged then, or not in the offices file)")
+    raise OrgAuditMissing(
+        f"{POLICY_ENV}=merge, but {found}: loading office {office_id} now would make a second Contact of every "
+        f"patient another office shares, so nothing was sent. Run the org-level audit first, after staging every "
+        f"office: {AUDIT_COMMAND}; then load office {office_id} again"
+    )
 
 
 def _refuse_separate_over_joined(ledger: Ledger, office_id: str) -> None:

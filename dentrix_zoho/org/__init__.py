@@ -11,7 +11,7 @@ from dentrix_zoho.org.cross_office import (
     render_report,
     run_cross_office_audit,
 )
-from dentrix_zoho.org.policy import POLICY_ENV, CrossOfficePolicy, CrossOfficePolicyError
+from dentrix_zoho.org.policy import POLICY_ENV, CrossOfficePolicy, CrossOfficePolicyError, OrgAuditMissing
 
 __all__ = [
     "POLICY_ENV",
@@ -23,6 +23,7 @@ __all__ = [
     "CrossOfficePolicyError",
     "DetectionResult",
     "MatchPair",
+    "OrgAuditMissing",
     "detect_cross_office",
     "render_report",
     "run_cross_office_audit",

@@ -406,7 +406,8 @@ def run_cross_office_audit(
     if policy.merge:
         if ledger is None:
             raise ValueError("the merge policy needs the ledger: the loads read their merge groups from it")
-        recorded = ledger.replace_merge_groups(result.merge_members())
+        # With the offices compared: a load under merge refuses to start unless this audit covered its office.
+        recorded = ledger.replace_merge_groups(result.merge_members(), offices=result.offices)
         log.info("cross-office audit: %d records in %d mergeable groups recorded for the load", recorded,
                  sum(1 for g in result.groups if g.mergeable))
     return CrossOfficeAudit(path=path, result=result, policy=policy, recorded=recorded)

@@ -22,6 +22,10 @@ class CrossOfficePolicyError(ValueError):
     """The policy setting is not one we know, or the ledger's state does not allow it."""
 
 
+class OrgAuditMissing(CrossOfficePolicyError):
+    """A load under ``merge`` of an office the latest org-level audit did not cover: nothing was sent."""
+
+
 class CrossOfficePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

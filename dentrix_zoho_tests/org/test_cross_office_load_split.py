@@ -27,7 +27,8 @@ def ledger(tmp_path: Path) -> Ledger:
     with Ledger.for_home(tmp_path) as opened:
         members = [("g1", "north", "north:patient:1"), ("g1", "south", "south:patient:7"),
                    ("g2", "north", "north:patient:2"), ("g2", "south", "south:patient:8")]
-        opened.replace_merge_groups([MergeMember(g, o, "patient", sid, "name") for g, o, sid in members])
+        opened.replace_merge_groups([MergeMember(g, o, "patient", sid, "name") for g, o, sid in members],
+                                    offices=("north", "south"))
         yield opened
 
 

@@ -248,7 +248,8 @@ def test_a_joined_patient_the_next_audit_no_longer_groups_stays_joined(org: Org)
     org.load_office(NORTH)
     org.load_office(SOUTH)
     before = org.records()
-    org.ledger.replace_merge_groups([])  # say her record was edited at south and no longer matches
+    # Say her record was edited at south and no longer matches: the next audit of both offices finds no group.
+    org.ledger.replace_merge_groups([], offices=(NORTH, SOUTH))
     again = org.load_office(SOUTH, "delta")
     assert again["patients"].cross_office_joined == 1 and again["patients"].sent == 0
     assert org.records() == before  # no second Contact while her hold still counts her
