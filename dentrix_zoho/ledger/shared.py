@@ -14,8 +14,8 @@ the Contact, the others join it once it is in the crosswalk.
 
 A claim ends with its run: a run that failed or was canceled has its claims released
 (``release_claims``, the run-failure sensor), and a claim whose run is not running is taken over
-by the next office, except where a write of the claimed record is in doubt (announced and never
-answered: the Contact may be in Zoho, unknown to the ledger). That claim waits for its own office's
+by the next office, except where a write of the claimed record is in doubt (announced, and neither
+recorded nor refused by Zoho: the Contact may be in Zoho, unknown to the ledger). That claim waits for its own office's
 next run, which adopts the Contact or sends the record again, so two offices never both make the
 person's Contact.
 
@@ -298,7 +298,7 @@ class SharedContacts:
         """Release the merge claims of ``run_id``, a run that ended (failed, canceled) without finishing:
         the next office to load the person claims the group. Returns (released, kept).
 
-        A claim whose record's write is in doubt (announced, never answered, no crosswalk row: the
+        A claim whose record's write is in doubt (announced, neither recorded nor refused: the
         Contact may be in Zoho) is kept for its office's next run. Only claims ``run_id`` still holds
         are touched: a retry of the office that claimed a group again holds it under its own run.
         Idempotent: a second call finds nothing to release.
@@ -398,11 +398,12 @@ def _is_live(anchors: Mapping[tuple[str, str], CrosswalkRow], module: str, zoho_
 def _writes_in_doubt(conn: Connection, module: str, claims: Iterable[_Claim]) -> set[_Key]:
     """The claimed records a write of which may have landed unrecorded: no live crosswalk row of their
     office, and the audit log's latest word on them in ``module`` from any run of that office is a send
-    intent or an uncertain answer (a refusal, or no write at all, leaves no doubt)."""
+    intent, an uncertain answer, or an error that run did not quarantine (Zoho unavailable, the answer
+    lost: the loader sends those again). A refusal the loader quarantined, or no write at all, leaves no doubt."""
     by_office: dict[str, dict[str, _Claim]] = {}
     for claim in claims:
         by_office.setdefault(claim.office_id, {})[claim.source_id] = claim
-    r, a, c = s.runs.c, s.audit_log.c, s.crosswalk.c
+    r, a, c, q = s.runs.c, s.audit_log.c, s.crosswalk.c, s.quarantine.c
     found: set[_Key] = set()
     for office, wanted in by_office.items():
         sids = sorted(wanted)
@@ -414,17 +415,22 @@ def _writes_in_doubt(conn: Connection, module: str, claims: Iterable[_Claim]) ->
         if not asked:
             continue
         runs = [rid for (rid,) in conn.execute(select(r.run_id).where(r.office_id == office))]
-        latest: dict[str, tuple[int, str]] = {}
+        latest: dict[str, tuple[int, str, str]] = {}
         for run_chunk in _chunks(runs):  # by run: the audit log is indexed on it, not on the source id
             for chunk in _chunks(asked):
-                query = select(a.source_id, a.seq, a.outcome).where(
+                query = select(a.source_id, a.seq, a.outcome, a.run_id).where(
                     a.run_id.in_(run_chunk), a.module == module, a.source_id.in_(chunk),
                     a.operation.not_in(_MERGE_OPERATIONS))
-                for sid, seq, outcome in conn.execute(query):
+                for sid, seq, outcome, run_id in conn.execute(query):
                     if sid not in latest or seq > latest[sid][0]:
-                        latest[sid] = (int(seq), str(outcome))
-        found.update((office, wanted[sid].source_object, sid) for sid, (_, outcome) in latest.items()
-                     if outcome == "uncertain")
+                        latest[sid] = (int(seq), str(outcome), str(run_id))
+        refused: set[tuple[str, str]] = set()
+        errors = [sid for sid, (_, outcome, _) in latest.items() if outcome == "error"]
+        for chunk in _chunks(errors):
+            refused.update((sid, run_id) for sid, run_id in conn.execute(select(q.source_id, q.run_id).where(
+                q.office_id == office, q.source_id.in_(chunk), q.status == "open")))
+        found.update((office, wanted[sid].source_object, sid) for sid, (_, outcome, run_id) in latest.items()
+                     if outcome == "uncertain" or (outcome == "error" and (sid, run_id) not in refused))
     return found
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,20 @@ class Org:
     def close(self) -> None:
         self.client.close()
         self.ledger.close()
+
+
+@contextmanager
+def running_org(root: Path, ledger_url: str | None = None) -> Iterator[Org]:
+    """An :class:`Org` on an emulator of its own (with the kit's users), closed after."""
+    from dentrix_zoho.zoho_emulator.testing import running_emulator
+
+    users = KIT.write_users_file(root / "users.yaml")
+    with running_emulator(root / "emu", extra_args=["--users-file", str(users)]) as handle:
+        made = Org(handle, root, ledger_url)
+        try:
+            yield made
+        finally:
+            made.close()
 
 
 def office_records(records: dict[str, dict[str, dict[str, Any]]], office: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,11 @@ from dentrix_zoho_tests.org.merge_kit import (
     Org,
     children_of,
     office_records,
+    running_org,
     write_shaped,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def _org(tmp_path: Path, ledger_url: str | None = None) -> Iterator[Org]:
-    from dentrix_zoho.zoho_emulator.testing import running_emulator
-
-    users = KIT.write_users_file(tmp_path / "users.yaml")
-    with running_emulator(tmp_path / "emu", extra_args=["--users-file", str(users)]) as handle:
-        made = Org(handle, tmp_path, ledger_url)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 @pytest.fixture
@@ -56,7 +43,7 @@ def merge(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def org(tmp_path: Path, merge: None) -> Iterator[Org]:
-    with _org(tmp_path) as made:
+    with running_org(tmp_path) as made:
         yield made
 
 
@@ -258,7 +245,7 @@ def test_a_joined_patient_the_next_audit_no_longer_groups_stays_joined(org: Org)
 
 def test_two_offices_loading_the_same_person_at_once_make_one_contact_on_postgresql(
         tmp_path: Path, merge: None, pg_database: str) -> None:
-    with _org(tmp_path, pg_database) as org:
+    with running_org(tmp_path, pg_database) as org:
         org.audit()
         failures: list[BaseException] = []
         start = threading.Barrier(2)
@@ -307,7 +294,7 @@ def test_two_offices_loading_the_same_person_at_once_make_one_contact_on_postgre
 
 def test_separate_sends_every_record_at_the_old_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(POLICY_ENV, raising=False)
-    with _org(tmp_path) as org:
+    with running_org(tmp_path) as org:
         audit = run_cross_office_audit(org.ducks, org.reports, ledger=org.ledger, policy=CrossOfficePolicy.of(None))
         assert len(audit.result.groups) == 1 and audit.recorded == 0  # reported, not recorded for the load
         statements: list[str] = []
