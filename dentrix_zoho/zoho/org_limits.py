@@ -54,6 +54,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -79,6 +80,14 @@ POLL_MAX_S = 0.05
 # A waiter woken by notifications still looks again this often, for leases that ran out.
 NOTIFIED_POLL_S = 0.5
 PRUNE_EVERY_S = 600.0
+MINUTE_SECONDS = 60.0
+# A reserved call starts within half of this after it was asked for; its row counts it as started at
+# the end of it, so a call that starts late within the half still cannot take the org over its ceiling.
+START_ALLOWANCE_S = 2.0
+# Calls one reservation may cover: what a process's waiting threads use at once, no hoard.
+MINUTE_BLOCK_MAX = 10
+# A waiter for the ceiling looks again at least this often (another process may give calls back).
+MINUTE_POLL_MAX_S = 1.0
 
 T = TypeVar("T")
 
@@ -118,6 +127,11 @@ _DDL = (
     " holder TEXT, expires_at DOUBLE PRECISION, PRIMARY KEY (org, kind, slot))",
     "CREATE TABLE IF NOT EXISTS zoho_org_credits ("
     " org TEXT NOT NULL, bucket BIGINT NOT NULL, credits BIGINT NOT NULL, PRIMARY KEY (org, bucket))",
+    # Added after the first two: CREATE ... IF NOT EXISTS is how an org database of that schema is upgraded.
+    "CREATE TABLE IF NOT EXISTS zoho_org_call_starts ("
+    " org TEXT NOT NULL, slot INTEGER NOT NULL, started_by DOUBLE PRECISION NOT NULL,"
+    " previous DOUBLE PRECISION NOT NULL, holder TEXT, PRIMARY KEY (org, slot))",
+    "CREATE INDEX IF NOT EXISTS zoho_org_call_starts_oldest ON zoho_org_call_starts (org, started_by)",
 )
 
 
@@ -142,6 +156,9 @@ class OrgDatabase:
             )
             # Server time, so leases mean the same on every machine.
             self.now_sql = "extract(epoch from clock_timestamp())"
+            # When the server received the statement: after the caller's clock was read before sending
+            # it, before anything the statement takes is used; and stable, so an index can serve it.
+            self.statement_now_sql = "extract(epoch from statement_timestamp())"
             self.skip_locked = " FOR UPDATE SKIP LOCKED"
         else:
             self.engine = create_engine(
@@ -150,6 +167,7 @@ class OrgDatabase:
             )
             _sqlite_pragmas(self.engine)
             self.now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+            self.statement_now_sql = self.now_sql  # SQLite's 'now' is one value for a whole statement
             self.skip_locked = ""  # one UPDATE holds SQLite's write lock from start to end
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -229,6 +247,27 @@ class OrgDatabase:
             )
 
         self.run("preparing its tables", work, transaction=True)
+
+    def ensure_call_rows(self, org: str, per_minute: int) -> None:
+        """One row of ``zoho_org_call_starts`` per call the ceiling allows in a minute (rows 0 .. per_minute-1)."""
+        count = text("SELECT COUNT(*) FROM zoho_org_call_starts WHERE org = :org AND slot < :n")
+        if self.backend == "postgresql":
+            insert = text(
+                "INSERT INTO zoho_org_call_starts (org, slot, started_by, previous)"
+                " SELECT :org, s, 0, 0 FROM generate_series(0, :n - 1) AS s ON CONFLICT DO NOTHING"
+            )
+        else:
+            insert = text(
+                "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :n) "
+                "INSERT OR IGNORE INTO zoho_org_call_starts (org, slot, started_by, previous)"
+                " SELECT :org, n, 0, 0 FROM s"
+            )
+
+        def work(conn: Connection) -> None:
+            if int(conn.execute(count, {"org": org, "n": per_minute}).scalar_one()) < per_minute:
+                conn.execute(insert, {"org": org, "n": per_minute})
+
+        self.run("preparing the per-minute ceiling's rows", work, transaction=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -573,6 +612,213 @@ class OrgCreditBudget(CreditBudget):
             raise OrgLimitsUnavailable(f"{exc}; the call was not sent to Zoho") from None
 
 
+# -- calls per minute --------------------------------------------------------------------------------
+
+
+class OrgMinute:
+    """The org's calls-per-minute ceiling over every process: at most ``per_minute`` calls start in
+    any rolling minute, summed over all of them.
+
+    ``zoho_org_call_starts`` holds one row per call the ceiling allows in a minute; ``started_by`` is
+    the latest moment the call last counted on the row may have started. A row is free once that is a
+    minute past. A reservation takes free rows (oldest first) in one statement and sets
+    ``started_by`` to the database's now plus ``allowance``; this process starts a reserved call only
+    within half the allowance of having asked for it (by its own clock, read before the statement
+    went), so every call starts before its row's ``started_by``, and the next call on the row starts
+    after the row was free again, a full minute later. Hence never more starts in a minute than rows.
+
+    A reservation is taken just before a call goes and covers as many calls as this process's threads
+    are waiting for at that moment (at most ``MINUTE_BLOCK_MAX``): one statement for a lone call,
+    fewer than one a call under load. A reserved call not started in time (its thread gave up) goes
+    back (``previous`` restored) through the keeper; a process killed with a reservation has its rows
+    back a minute after the last moment it could have used them.
+    """
+
+    def __init__(
+        self,
+        db: OrgDatabase,
+        org: str,
+        *,
+        per_minute: int,
+        holder: str,
+        allowance: float = START_ALLOWANCE_S,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """``clock``: seconds for both the rows and this process (tests, and processes sharing a fake
+        clock); without it the rows use the database server's time and this process its monotonic clock."""
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        if allowance <= 0:
+            raise ValueError("allowance must be positive")
+        self._db = db
+        self.org = org
+        self.per_minute = per_minute
+        self.holder = holder
+        self.allowance = allowance
+        self._use_within = allowance / 2
+        self._bind_now = clock is not None
+        self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self._sleep = sleep
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._door = threading.Lock()
+        self._pool: deque[tuple[float, int, str]] = deque()  # (use by, slot, token), oldest first
+        self._unused: list[tuple[int, str]] = []  # reserved, never started: to give back
+        self._waiting = 0
+        self.started = 0  # calls this process started under the ceiling
+        self.reserved = 0
+        self.given_back = 0
+        self.reservations = 0  # reserving statements that took rows
+        self.waits = 0  # times the org's ceiling was reached and a thread slept
+        now = ":now" if self._bind_now else db.statement_now_sql
+        pick = (
+            "SELECT slot FROM zoho_org_call_starts WHERE org = :org AND slot < :limit"
+            f" AND started_by <= {now} - :minute ORDER BY started_by LIMIT :n"
+        )
+        # ARRAY(...) is evaluated once, before the update: the rows it locked are the rows updated.
+        chosen = (
+            f"slot = ANY(ARRAY({pick} FOR UPDATE SKIP LOCKED))" if db.backend == "postgresql" else f"slot IN ({pick})"
+        )
+        self._take = text(
+            f"UPDATE zoho_org_call_starts SET previous = started_by, started_by = {now} + :allowance,"
+            f" holder = :token WHERE org = :org AND {chosen} RETURNING slot"
+        )
+        self._next_free = text(
+            f"SELECT MIN(started_by) + :minute - {now} FROM zoho_org_call_starts WHERE org = :org AND slot < :limit"
+        )
+        self._give_back = text(
+            "UPDATE zoho_org_call_starts SET started_by = previous, holder = NULL"
+            " WHERE org = :org AND slot = :slot AND holder = :token"
+        )
+        self._counted = text(
+            f"SELECT COUNT(*) FROM zoho_org_call_starts WHERE org = :org AND started_by > {now} - :minute"
+        )
+        db.ensure_call_rows(org, per_minute)
+
+    def _params(self, now: float, **extra: Any) -> dict[str, Any]:
+        params = {"org": self.org, "limit": self.per_minute, "minute": MINUTE_SECONDS, **extra}
+        if self._bind_now:
+            params["now"] = now
+        return params
+
+    def start(self) -> float:
+        """Block until this process may start one call; the caller sends it at once. This clock's reading then.
+
+        Raises :class:`OrgLimitsUnavailable` when the database does not answer (nothing was sent).
+        """
+        with self._lock:
+            self._waiting += 1
+        try:
+            delay = POLL_MIN_S
+            while True:
+                at = self._pop()
+                if at is not None:
+                    return at
+                with self._door:  # one thread of this process asks the database; the others wait here
+                    at = self._pop()
+                    if at is not None:
+                        return at
+                    if self._unused:
+                        try:
+                            self.give_back()
+                        except OrgLimitsUnavailable:
+                            pass  # the reservation below says so, and why
+                    if self.reserve(self._demand()):
+                        delay = POLL_MIN_S
+                        continue
+                    self.waits += 1
+                    wait = self._until_free()
+                    if wait > 0:
+                        self._sleep(min(wait, MINUTE_POLL_MAX_S))
+                    else:  # free rows another process holds locked this instant
+                        self._sleep(delay)
+                        delay = min(delay * 2, POLL_MAX_S)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def try_start(self) -> float | None:
+        """Like :meth:`start` without waiting: None when the org's ceiling is reached now."""
+        at = self._pop()
+        if at is None and self.reserve(1):
+            at = self._pop()
+        return at
+
+    def _demand(self) -> int:
+        with self._lock:
+            return max(1, min(MINUTE_BLOCK_MAX, self.per_minute, self._waiting - len(self._pool)))
+
+    def _pop(self) -> float | None:
+        now = self._clock()
+        with self._lock:
+            while self._pool:
+                use_by, slot, token = self._pool.popleft()
+                if now < use_by:
+                    self.started += 1
+                    return now
+                self._unused.append((slot, token))
+        return None
+
+    def reserve(self, n: int) -> int:
+        """Reserve up to ``n`` calls of the org's minute for this process (its threads take them); how many."""
+        token = f"{self.holder}#m{next(self._seq)}"
+        before = self._clock()  # read before the statement goes: the server's now is later
+        params = self._params(before, n=n, token=token, allowance=self.allowance)
+        try:
+            slots = self._db.run(
+                "reserving calls under the org's per-minute ceiling",
+                lambda conn: [int(s) for s in conn.execute(self._take, params).scalars()],
+            )
+        except OrgLimitsUnavailable as exc:
+            raise OrgLimitsUnavailable(f"{exc}; the call was not sent to Zoho") from None
+        if slots:
+            with self._lock:
+                self._pool.extend((before + self._use_within, slot, token) for slot in slots)
+                self.reserved += len(slots)
+                self.reservations += 1
+        return len(slots)
+
+    def _until_free(self) -> float:
+        params = self._params(self._clock())
+        try:
+            wait = self._db.run(
+                "reading the org's per-minute ceiling",
+                lambda conn: conn.execute(self._next_free, params).scalar_one_or_none(),
+            )
+        except OrgLimitsUnavailable as exc:
+            raise OrgLimitsUnavailable(f"{exc}; the call was not sent to Zoho") from None
+        return MINUTE_POLL_MAX_S if wait is None else float(wait)
+
+    def give_back(self, *, everything: bool = False) -> int:
+        """Return reserved calls not started in time (``everything``: every reserved one; on close)."""
+        now = self._clock()
+        with self._lock:
+            while self._pool and (everything or now >= self._pool[0][0]):
+                _, slot, token = self._pool.popleft()
+                self._unused.append((slot, token))
+            unused, self._unused = self._unused, []
+        if not unused:
+            return 0
+        rows = [{"org": self.org, "slot": slot, "token": token} for slot, token in unused]
+        try:
+            self._db.run("returning unused calls of the per-minute ceiling",
+                         lambda conn: conn.execute(self._give_back, rows))
+        except OrgLimitsUnavailable:
+            with self._lock:
+                self._unused.extend(unused)
+            raise
+        with self._lock:
+            self.given_back += len(unused)
+        return len(unused)
+
+    def counted(self) -> int:
+        """Calls of every process that count against the org's minute now (an upper bound: reserved ones too)."""
+        params = self._params(self._clock())
+        return int(self._db.run("reading the org's per-minute ceiling",
+                                lambda conn: conn.execute(self._counted, params).scalar_one()))
+
+
 # -- the whole -------------------------------------------------------------------------------------
 
 
@@ -591,10 +837,19 @@ class OrgLimits:
         window_seconds: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
         connect_timeout: float = 5.0,
+        rate_clock: Callable[[], float] | None = None,
+        rate_sleep: Callable[[float], None] = time.sleep,
+        start_allowance: float = START_ALLOWANCE_S,
     ) -> None:
+        """``clock`` dates credit spends; ``rate_clock``/``rate_sleep`` time the per-minute ceiling
+        (default: the server's time and real sleep; see :class:`OrgMinute`)."""
         self.db = OrgDatabase(url, connect_timeout=connect_timeout)
         self.org = org
         holder = f"{socket.gethostname()[:48]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.holder = holder
+        self._rate = {"clock": rate_clock, "sleep": rate_sleep, "allowance": start_allowance}
+        self._minutes: dict[int, OrgMinute] = {}
+        self._minutes_lock = threading.Lock()
         self.slots = OrgSlots(
             self.db, org, concurrency=concurrency, heavy_cap=heavy_cap, lease_seconds=lease_seconds, holder=holder
         )
@@ -612,6 +867,20 @@ class OrgLimits:
         for thread in self._threads:
             thread.start()
 
+    def minute(self, per_minute: int) -> OrgMinute:
+        """The org's ceiling of ``per_minute`` call starts a minute for this process (one per ceiling)."""
+        with self._minutes_lock:
+            ceiling = self._minutes.get(per_minute)
+            if ceiling is None:
+                ceiling = self._minutes[per_minute] = OrgMinute(
+                    self.db, self.org, per_minute=per_minute, holder=self.holder, **self._rate
+                )
+            return ceiling
+
+    def _ceilings(self) -> list[OrgMinute]:
+        with self._minutes_lock:
+            return list(self._minutes.values())
+
     # -- background ------------------------------------------------------------------------------
     def _keep(self) -> None:
         """Renew leases every third of a lease, sync credits every ``sync_seconds``."""
@@ -622,6 +891,8 @@ class OrgLimits:
         while not self._stop.wait(tick):
             try:
                 self.slots.free_leftovers()
+                for ceiling in self._ceilings():
+                    ceiling.give_back()
                 if time.monotonic() >= next_renew:
                     self.slots.renew()
                     next_renew = time.monotonic() + renew_every
@@ -662,17 +933,27 @@ class OrgLimits:
     # -- reading ---------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Counts only: slots held now by every process, the org's credits in the window."""
-        return {
+        snap: dict[str, Any] = {
             "held": self.slots.occupancy(),
             "limits": dict(self.slots.limits),
             "credits_24h": self.credits.sync(),
             "own_credits": self.credits.own_total,
         }
+        ceilings = self._ceilings()
+        if ceilings:
+            snap["calls_per_minute"] = max(c.per_minute for c in ceilings)
+            snap["calls_this_minute"] = ceilings[0].counted()
+        return snap
 
     def close(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        for ceiling in self._ceilings():
+            try:
+                ceiling.give_back(everything=True)
+            except OrgLimitsUnavailable as exc:  # they come back a minute after their allowance
+                logger.warning("%s; reserved calls not returned", exc)
         self.credits.flush()
         self.db.dispose()
 

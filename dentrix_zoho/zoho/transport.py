@@ -26,7 +26,7 @@ from dentrix_zoho.zoho.datacentres import check_base_url
 from dentrix_zoho.zoho.errors import AuthError, UncertainOutcome, ZohoError, ZohoUnavailable
 from dentrix_zoho.zoho.events import ApiCallEvent, EventSink, Outcome, log_event
 from dentrix_zoho.zoho.limits import HEAVY_CALL_CAP
-from dentrix_zoho.zoho.org_limits import OrgCreditBudget, OrgLimits, shared_org_limits
+from dentrix_zoho.zoho.org_limits import OrgCreditBudget, OrgLimits, OrgMinute, shared_org_limits
 from dentrix_zoho.zoho.throttle import ConcurrencyGates, MinuteRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,16 @@ class Transport:
         self.gates = ConcurrencyGates(
             concurrency, HEAVY_CALL_CAP, shared=org_limits.slots if org_limits is not None else None
         )
+        # The per-minute ceiling: with the org's database, one count for every run of the org (taken
+        # just before each send, see call()); without it, this process's own.
+        self.org_minute: OrgMinute | None = (
+            org_limits.minute(config.calls_per_minute)
+            if org_limits is not None and config.calls_per_minute
+            else None
+        )
         self.rate_limiter = (
             MinuteRateLimiter(config.calls_per_minute, clock=clock, sleep=sleep)
-            if config.calls_per_minute
+            if config.calls_per_minute and self.org_minute is None
             else None
         )
         budget_settings: dict[str, Any] = {
@@ -255,6 +262,11 @@ class Transport:
             error: httpx.TransportError | None = None
             with self.gates.slot(spec.heavy):
                 token = self.auth.token()
+                if self.org_minute is not None:
+                    # Last before the send, so the org's count dates this start within its allowance.
+                    # A thread waiting here keeps its slot, but while the ceiling is reached no call
+                    # of the org could start in it anyway.
+                    self.org_minute.start()
                 started, t0 = time.time(), time.perf_counter()
                 try:
                     response = self.http.request(
