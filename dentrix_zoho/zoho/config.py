@@ -71,7 +71,10 @@ class ZohoConfig(BaseModel):
     org_key: str | None = Field(default=None, description="names the Dagster pool; defaults to a hash")
     max_concurrency: int | None = Field(default=None, ge=1, description="capped at the edition's")
     calls_per_minute: int | None = Field(
-        default=None, ge=1, description="a ceiling promised to the customer; 'plan' for the edition's default"
+        default=None, ge=1,
+        description="a ceiling on calls started in any rolling minute, promised to the customer; 'plan' for "
+        "the edition's default. With org_limits_url it holds for the org: every run of it together, counted "
+        "in that database; unset: per process",
     )
     on_budget_exhausted: Literal["pause", "stop"] = "stop"
     credit_reserve: int = Field(default=0, ge=0, description="credits left untouched for the org's own use")
@@ -92,7 +95,8 @@ class ZohoConfig(BaseModel):
     org_limits_url: SecretStr | None = Field(
         default=None,
         description="a database every run against this org shares (postgresql+psycopg://... or sqlite:///...) "
-        "for the org's concurrency and credits; unset: this process's own gates and budget. Every run of "
+        "for the org's concurrency, credits and ZOHO_CALLS_PER_MINUTE; unset: this process's own gates, "
+        "budget and ceiling. Every run of "
         "the org must give the same ZOHO_ORG (the key its slots and credits are filed under), and "
         "ZOHO_MAX_CONCURRENCY then caps the org's total, not one process's",
     )

@@ -1,7 +1,8 @@
 """One Zoho org's limits shared by every process that calls it, kept in one SQL database.
 
 Many runs (one per office, on one machine or many) call the same Zoho org, and Zoho counts the
-org's concurrency and its rolling 24 h credits over all of them. ``ZOHO_ORG_LIMITS_URL`` names a
+org's concurrency and its rolling 24 h credits over all of them; the calls-per-minute ceiling
+promised to the customer is the org's too. ``ZOHO_ORG_LIMITS_URL`` names a
 database they all reach (PostgreSQL; SQLite for several processes on one machine); unset, each
 process keeps its own in-process gates and budget (``throttle``/``budget``), as before.
 
@@ -34,8 +35,30 @@ the keeper every ``sync_seconds``; the per-call check reads the cached sum and a
 itself only near the edge. The org therefore sees another process's spends at most about one
 sync late; the reserve and Zoho's own 429 absorb that.
 
-Database outage: a call that cannot take its slot, or whose budget figure is stale and cannot be
-refreshed, raises :class:`OrgLimitsUnavailable` (the URL shown without its password) before
+Calls per minute (``ZOHO_CALLS_PER_MINUTE``, a ceiling promised to the customer, not a Zoho limit):
+:class:`OrgMinute`, one row per call the ceiling allows in a minute in ``zoho_org_call_starts``,
+each dated with the latest moment the call last counted on it may have started. Just before a call
+is sent, after its slot and token, the process takes a row that has been free for a minute (oldest
+first, ``FOR UPDATE SKIP LOCKED``) and dates it the database's now plus an allowance (2 s); the call
+must start within half of that by the process's own clock, read before the statement went, or it
+is not sent on that row (the row goes back unused). So the org's starts in any rolling minute never
+exceed the ceiling, provided the few lines between that check and the hand-over to the HTTP client
+take less than the other half (1 s): the count errs only low, never high. By how much: under a demand that never
+lets up, each row carries one call per minute plus the allowance, 60/62 of the ceiling (about 3 %
+low); a row another process holds locked in the instant is skipped. What the bound is measured on:
+the moment this code hands the request to the HTTP client, on the database server's clock; when
+Zoho receives it depends on the network, which nothing here controls; a server clock stepped forward
+would err high by the step. Round trips: one statement per reservation, which covers as many calls
+as the process's threads are waiting for at once (at most ``MINUTE_BLOCK_MAX``): one per call for a
+lone call, about one per ten calls under load, on top of the slot's take and free. A reservation a
+thread did not start goes back by the keeper (``previous`` restored), and all of them when the
+process closes; a killed process's reserved rows count until a minute after the last moment it
+could have sent on them (the allowance), then come back. Processes configured with different
+ceilings share the rows, so the largest ceiling among the running processes is the org's.
+Without ``ZOHO_ORG_LIMITS_URL`` the ceiling is per process (``throttle.MinuteRateLimiter``).
+
+Database outage: a call that cannot take its slot or a call of the minute, or whose budget figure
+is stale and cannot be refreshed, raises :class:`OrgLimitsUnavailable` (the URL shown without its password) before
 anything is sent to Zoho, so a run neither hangs nor runs unlimited; once the database is back,
 the next call goes through. A call already in flight finishes; a slot whose release could not be
 written is freed as soon as the database answers again (or by its lease running out). Spends not yet written stay in memory and
