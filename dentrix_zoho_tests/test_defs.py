@@ -167,7 +167,8 @@ def test_with_an_offices_file_every_job_is_per_office(offices_defs: dg.Definitio
         partitions = offices_defs.resolve_job_def(job).partitions_def
         assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "offices", job
     repo = offices_defs.get_repository_def()
-    assert sorted(s.name for s in repo.sensor_defs) == ["cutover_delta_sensor", "offices_sensor"]
+    assert sorted(s.name for s in repo.sensor_defs) == ["cutover_delta_sensor", "ledger_run_canceled_sensor",
+                                                        "ledger_run_failure_sensor", "offices_sensor"]
     assert [s.job_name for s in repo.sensor_defs if s.name == "cutover_delta_sensor"] == ["delta_migration"]
     assert [s.job_name for s in repo.schedule_defs] == ["delta_migration"]
     # Each office writes its own DuckDB: no shared writer pool holds the offices back from each other.
