@@ -227,7 +227,9 @@ class MergeDecision:
 
     ``code`` says why: CREATOR (its own Contact), CLAIMED (first of its group to load),
     AMBIGUOUS (its group already has two Contacts: sent as a record of its own), JOINED, REJOINED,
-    STILL_JOINED, WAITING (another office's running load creates the group's Contact).
+    STILL_JOINED, WAITING (another office's running load creates the group's Contact), IN_DOUBT
+    (another office's ended run may have created it: its write was sent and never answered, so
+    only that office's next run, adopting or sending again, settles the group).
     """
 
     source_id: str
