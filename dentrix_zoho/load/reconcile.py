@@ -21,10 +21,10 @@ from dentrix_zoho.load.schema_setup import KEYED_MODULES, SchemaResult
 from dentrix_zoho.load.shaped import ShapedRow, open_duckdb, read_step_rows, table_exists
 from dentrix_zoho.load.upserts import loaded_hashes
 from dentrix_zoho.load.readback import ReadBack, ReadRequest, run_concurrently
-from dentrix_zoho.load.zoho_reads import list_parent_notes
+from dentrix_zoho.load.zoho_reads import choose_notes_read, list_parent_notes
 from dentrix_zoho.mapping.ids import source_system_id
 from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
-from dentrix_zoho.zoho import ZohoClient, ZohoError
+from dentrix_zoho.zoho import ZohoClient, ZohoError, limits
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,6 @@ def _parents(ledger: Ledger, office_id: str) -> _Parents:
         return _Parents(ids)
     ids["Contacts"] |= {h.zoho_id for h in holds if h.role == "joined" and not h.released}
     return _Parents(ids, frozenset({h.zoho_id for h in holds} & ids["Contacts"]))
-
-
-def _others_children(ledger: Ledger, office_id: str, module: str, shared: frozenset[str]) -> int:
-    """Other offices' live children (ledger) of the Contacts this office shares: what Zoho lists under them
-    that is not this office's. One pass over the module's crosswalk, only when the office shares Contacts."""
-    if not shared:
-        return 0
-    return sum(1 for r in ledger.crosswalk_rows(module=module, deleted=False)
-               if r.office_id != office_id and r.parent_zoho_id in shared)
 
 
 def _open_quarantine(ledger: Ledger, office_id: str) -> set[tuple[str, str]]:
@@ -197,19 +188,28 @@ def reconcile_zoho_counts(
 ) -> CheckResult:
     """What Zoho holds for this office equals what the ledger says we wrote, per module.
 
-    Keyed modules are counted by COQL on ``Source_System_ID`` (this office's prefix); Notes
-    are the org's notes whose parent is one of ours; Attachments are listed per parent.
-    Zoho's counts can lag fresh writes, so a mismatch is checked again before it fails.
+    Keyed modules are counted by COQL on ``Source_System_ID`` (this office's prefix), several at a
+    time (independent reads; the client's gates hold them to Zoho's cap on heavy calls); Notes by the
+    cheaper of the org's notes listing and one listing per parent of ours (``zoho_reads.choose_notes_read``);
+    Attachments are listed per parent. Zoho's counts can lag fresh writes, so a mismatch is checked
+    again before it fails.
     """
     counts: dict[str, dict[str, int]] = {}
     mismatched: list[str] = []
+    keyed = [m for m in modules if m in KEYED_MODULES]
     for attempt in range(1, attempts + 1):
         mismatched = []
+        expected = {m: len(_office_rows(ledger, office_id, m)) for m in modules}
+        workers = min(client.config.concurrency, limits.HEAVY_CALL_CAP)
+        listed = run_concurrently([(lambda m=m: _keyed_count(client, office_id, schema, m)) for m in keyed],
+                                  workers, name="zoho-count")
+        actual = dict(zip(keyed, listed, strict=True))
+        for module in modules:  # Notes and Attachments read on worker threads of their own
+            if module not in actual:
+                actual[module] = _child_count(client, ledger, office_id, module)
         for module in modules:
-            expected = len(_office_rows(ledger, office_id, module))
-            actual = _zoho_count(client, ledger, office_id, schema, module)
-            counts[module] = {"ledger": expected, "zoho": actual}
-            if expected != actual:
+            counts[module] = {"ledger": expected[module], "zoho": actual[module]}
+            if expected[module] != actual[module]:
                 mismatched.append(module)
         if not mismatched or attempt == attempts:
             break
@@ -221,47 +221,84 @@ def reconcile_zoho_counts(
     return CheckResult("zoho_counts", passed, description, {"modules": counts, "mismatched": len(mismatched)})
 
 
-def _zoho_count(client: ZohoClient, ledger: Ledger, office_id: str, schema: SchemaResult, module: str) -> int:
-    if module in KEYED_MODULES:
-        field_name = schema.source_id_field(module)
-        prefix = office_id + ":"
-        try:
-            quoted = prefix.replace("\\", "\\\\").replace("'", "\\'")
-            rows = client.coql(f"select COUNT(id) from {module} where {field_name} like '{quoted}%'")
-            if rows:
-                value = next((v for k, v in rows[0].items() if "count" in k.lower()), None)
-                if value is not None:
-                    return int(value)
-        except ZohoError as exc:
-            if exc.status not in (400, 404):
-                raise
-        return sum(1 for r in client.iter_records(module, [field_name])
-                   if str(r.get(field_name) or "").startswith(prefix))
+def _keyed_count(client: ZohoClient, office_id: str, schema: SchemaResult, module: str) -> int:
+    field_name = schema.source_id_field(module)
+    prefix = office_id + ":"
+    try:
+        quoted = prefix.replace("\\", "\\\\").replace("'", "\\'")
+        rows = client.coql(f"select COUNT(id) from {module} where {field_name} like '{quoted}%'")
+        if rows:
+            value = next((v for k, v in rows[0].items() if "count" in k.lower()), None)
+            if value is not None:
+                return int(value)
+    except ZohoError as exc:
+        if exc.status not in (400, 404):
+            raise
+    return sum(1 for r in client.iter_records(module, [field_name])
+               if str(r.get(field_name) or "").startswith(prefix))
+
+
+@dataclass(frozen=True)
+class _Children:
+    """What the ledger holds of one child module (Notes, Attachments) for an office's count."""
+
+    parents: _Parents
+    per_parent: dict[str, int]  # parent of ours to list -> live children of every office under it
+    others: int  # other offices' live children under the Contacts this office shares
+    org_total: int  # live children of every office (the org's listing, for Notes)
+
+
+def _children(ledger: Ledger, office_id: str, module: str) -> _Children:
+    """One pass over the module's crosswalk: which parents of ours to list, and what each holds."""
     seen = _parents(ledger, office_id)
-    parents, ours = seen.ids, seen.all
-    others = _others_children(ledger, office_id, module, seen.shared)
+    ours = seen.all
+    listed: set[str] = set()  # parents of ours with a child of this office (or another's, when shared)
+    under: dict[str, int] = {}
+    others = total = 0
+    for r in ledger.crosswalk_rows(module=module, deleted=False):
+        total += 1
+        parent = r.parent_zoho_id
+        if not parent:
+            continue
+        under[parent] = under.get(parent, 0) + 1
+        if r.office_id == office_id:
+            listed.add(parent)
+        elif parent in seen.shared:
+            listed.add(parent)
+            others += 1
+    wanted = {p: under[p] for p in sorted(listed & ours)}
+    return _Children(seen, wanted, others, total)
+
+
+def _child_count(client: ZohoClient, ledger: Ledger, office_id: str, module: str) -> int:
+    """Notes or Attachments under this office's parents, as Zoho lists them (not read by our ids: a
+    duplicate an uncertain retry left shows), less other offices' children of shared Contacts."""
+    known = _children(ledger, office_id, module)
     if module == "Notes":
-        try:  # one scan of the org's notes is cheaper than a call per parent
-            return sum(1 for n in client.iter_records("Notes", ["Parent_Id"])
-                       if str((n.get("Parent_Id") or {}).get("id")) in ours) - others
-        except ZohoError as exc:
-            if exc.status not in (400, 403, 404):
-                raise
-    # Attachments (and Notes where the org's notes cannot be listed) are read only through their
-    # parent: one listing per parent of ours that has children, on worker threads. Counting what Zoho
-    # lists (not reading our ids) is what finds a duplicate an uncertain retry left.
-    with_children = {r.parent_zoho_id for r in _office_rows(ledger, office_id, module) if r.parent_zoho_id}
-    if seen.shared:  # another office's children of a shared Contact are listed with it, and taken off
-        with_children |= {r.parent_zoho_id for r in ledger.crosswalk_rows(module=module, deleted=False)
-                          if r.office_id != office_id and r.parent_zoho_id in seen.shared}
-    wanted = [(m, parent_id) for m, ids in parents.items() for parent_id in sorted(ids & with_children)]
+        choice = choose_notes_read(known.org_total, known.per_parent.values())
+        log.info("zoho counts Notes: %s", choice.describe())
+        if choice.path == "org_listing":
+            ours = known.parents.all
+            try:
+                return sum(1 for n in client.iter_records("Notes", ["Parent_Id"])
+                           if str((n.get("Parent_Id") or {}).get("id")) in ours) - known.others
+            except ZohoError as exc:
+                if exc.status not in (400, 403, 404):
+                    raise
+                log.info("zoho counts Notes: the org's notes cannot be listed (%s); listing %d parents",
+                         exc.code, choice.parents)
+    # Attachments have no other read than through their parent; Notes where that is cheaper (or the
+    # org's notes cannot be listed). One listing per parent of ours that has children, on worker threads.
+    by_parent = {pid: m for m, ids in known.parents.ids.items() for pid in ids}
+    wanted = [(by_parent[pid], pid) for pid in known.per_parent]
+
     def lister(parent_module: str, parent_id: str) -> list[dict[str, Any]]:
         if module == "Notes":
             return list_parent_notes(client, parent_module, parent_id)
         return client.list_attachments(parent_module, parent_id)
 
     listed = run_concurrently([(lambda p=p: lister(*p)) for p in wanted], client.config.concurrency)
-    return sum(len(children) for children in listed) - others
+    return sum(len(children) for children in listed) - known.others
 
 
 # -- 3. every child's parent resolves ---------------------------------------------------------

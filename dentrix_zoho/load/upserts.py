@@ -1,6 +1,7 @@
 """Keyed modules (Contacts, Leads, Events, Tasks, Calls): upserts on Source_System_ID.
 
-Before the first write of a record we do not know, the module is looked at once per run:
+Before the first write of a record we do not know, Zoho is asked for it once per run (COQL on
+this office's Source_System_IDs, never the whole org's module unless COQL is refused):
 a record that carries our Source_System_ID but is not in the crosswalk either came from an
 interrupted run of ours (its Migration_Run_ID is one of our runs and we hold no pre-image of
 it: we created it) or existed before us (we keep its pre-image before touching it). Either way
@@ -44,15 +45,19 @@ from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.window import Sent, send_in_window
-from dentrix_zoho.load.zoho_reads import current_stamps, existing_by_key, scan_by_key
+from dentrix_zoho.load.zoho_reads import (
+    current_stamps,
+    existing_by_key,
+    pre_scan_path,
+    scan_by_key,
+    scan_office,
+)
 from dentrix_zoho.zoho import CreditsExhausted, RecordOutcome, ZohoError, limits
 from dentrix_zoho.zoho.retry import appending_fields
 
 log = logging.getLogger(__name__)
 
 DRY_RUN_ID = "dry-run"  # stands in for a Zoho id a dry run would have got
-# Below this many unknown records a COQL lookup is cheaper than scanning the module.
-COQL_LOOKUP_MAX = 1_000
 # A batch carrying subform rows whose answer was lost is emptied and sent again in the same step at
 # most this many times; what is still in doubt then waits for the next run (which empties it first).
 RESEND_ROUNDS = 3
@@ -100,21 +105,33 @@ class _Known:
     foreign: dict[str, str] = field(default_factory=dict)  # source id -> zoho id, existed before us
 
 
+def _office_records(ctx: LoadContext, module: str) -> int:
+    return sum(1 for _ in ctx.ledger.crosswalk_rows(module=module, office_id=ctx.office_id, deleted=False))
+
+
 def _pre_scan(ctx: LoadContext, module: str, unknown: list[str]) -> dict[str, dict[str, Any]]:
+    """What Zoho holds of ``unknown``: by COQL ``in`` lookups, or by one COQL read of this office's
+    records (``zoho_reads.pre_scan_path`` decides, for the estimate too); never the whole org's module
+    unless Zoho refuses COQL. An office read serves every later step of the module in the run."""
     sid_field, run_field = ctx.source_id_field(module), ctx.run_id_field(module)
     extra = [run_field, "Modified_Time"]
     cache_key = f"prescan:{module}"
     scanned: dict[str, dict[str, Any]] | None = ctx.run_cache.get(cache_key)
     if scanned is not None:
         return {s: scanned[s] for s in unknown if s in scanned}
-    if len(unknown) <= COQL_LOOKUP_MAX:
-        try:
+    path = pre_scan_path(len(unknown), lambda: _office_records(ctx, module))
+    try:
+        if path == "lookup":
             return existing_by_key(ctx.client, module, sid_field, extra, unknown)
-        except ZohoError as exc:
-            if exc.status not in (400, 404):
-                raise
-            log.info("load %s: COQL lookup refused (%s); scanning the module", module, exc.code)
-    scanned = scan_by_key(ctx.client, module, sid_field, extra)
+        scanned = scan_office(ctx.client, module, sid_field, extra, ctx.office_id)
+        log.info("load %s: pre-scan read this office's records by COQL for %d unknown (%d found in Zoho)",
+                 module, len(unknown), len(scanned))
+    except ZohoError as exc:
+        if exc.status not in (400, 404):
+            raise
+        log.info("load %s: COQL refused (%s); scanning the whole module", module, exc.code)
+        scanned = {s: r for s, r in scan_by_key(ctx.client, module, sid_field, extra).items()
+                   if s.startswith(f"{ctx.office_id}:")}
     ctx.run_cache[cache_key] = scanned
     return {s: scanned[s] for s in unknown if s in scanned}
 

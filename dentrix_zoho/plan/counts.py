@@ -69,12 +69,14 @@ class MigrationCounts:
     office_id: str
     scope: str
     steps: list[StepCounts]
-    # Live crosswalk rows per Zoho module before this run (all offices: a module scan reads them all).
+    # Live crosswalk rows per Zoho module before this run, every office's (the org's notes listing reads them all).
     in_zoho: dict[str, int] = field(default_factory=dict)
-    # This office's live crosswalk rows per Zoho module before this run.
+    # This office's live crosswalk rows per Zoho module before this run (the pre-scan's office read).
     in_office: dict[str, int] = field(default_factory=dict)
     # After the run: for each parent of this office holding attachments, how many (listed per parent).
     attachment_children: list[int] = field(default_factory=list)
+    # After the run: for each parent of this office holding notes, how many (reconciliation may list them).
+    note_children: list[int] = field(default_factory=list)
     balances_staged: bool = True  # dentrix.aging is staged: the balance check reads the Contacts
     # The diff report's reads of the rows in scope once they are loaded, and each parent's attachments.
     diff_reads: ReadStats = field(default_factory=ReadStats)
@@ -227,8 +229,8 @@ def count_step(step: LoadStep, rows: list[ShapedRow], *, office_id: str, ledger:
                new_children: dict[str, int] | None = None) -> StepCounts:
     """``loadable_parents``: Contacts/Leads this run loads or Zoho holds; ``live_parents``: those Zoho holds.
     ``reads``: the diff report's reads of the rows Zoho will hold are counted into it (attachments
-    per parent, also counted into ``read_children``). ``new_children``: attachments this run creates,
-    counted per parent source id."""
+    per parent, also counted into ``read_children``). ``new_children``: attachments (or notes) this run
+    creates, counted per parent source id."""
     counts = StepCounts(step.name, step.module, step.kind, shaped=len(rows))
     changed_ids = _changed(ledger, office_id, rows)
     to_send = [r for r in rows if r.source_id in changed_ids]
@@ -253,7 +255,7 @@ def count_step(step: LoadStep, rows: list[ShapedRow], *, office_id: str, ledger:
         x = crosswalk.get(row.source_id)
         if x is None:
             counts.creates += 1
-            parent = _parent_key(row) if step.kind == "attachments" else None
+            parent = _parent_key(row) if step.kind in ("attachments", "notes") else None
             if parent is not None and new_children is not None:
                 new_children[parent[1]] = new_children.get(parent[1], 0) + 1
             continue
@@ -314,7 +316,8 @@ def count_migration(
         parents = {r.source_id for name in ("responsible_parties", "patients", "leads") if name in per_step
                    for r in per_step[name][1]}
     live_parents: set[str] = set()
-    attachment_children: dict[str, int] = {}  # parent source id -> attachments after the run
+    # parent source id -> children after the run, per child module (reconciliation lists live parents of ours)
+    children: dict[str, dict[str, int]] = {"Attachments": {}, "Notes": {}}
     if ledger is not None:
         parent_sid: dict[str, str] = {}
         for module in ("Contacts", "Leads"):
@@ -325,18 +328,20 @@ def count_migration(
             out.in_zoho[module] = sum(1 for _ in ledger.crosswalk_rows(module=module, deleted=False))
             office_rows = list(ledger.crosswalk_rows(module=module, office_id=office_id, deleted=False))
             out.in_office[module] = len(office_rows)
-            if module == "Attachments":
+            if module in children:
                 for r in office_rows:
                     sid = parent_sid.get(r.parent_zoho_id or "")
-                    if sid is not None:  # reconciliation lists only live parents of ours
-                        attachment_children[sid] = attachment_children.get(sid, 0) + 1
+                    if sid is not None:
+                        children[module][sid] = children[module].get(sid, 0) + 1
     reads = ReadTally()
     read_children: dict[tuple[str, str], int] = {}
     for step, rows in per_step.values():
         out.steps.append(count_step(step, rows, office_id=office_id, ledger=ledger,
                                     loadable_parents=parents | live_parents, live_parents=live_parents,
-                                    reads=reads, read_children=read_children, new_children=attachment_children))
-    out.attachment_children = sorted(attachment_children.values())
+                                    reads=reads, read_children=read_children,
+                                    new_children=children.get(step.module)))
+    out.attachment_children = sorted(children["Attachments"].values())
+    out.note_children = sorted(children["Notes"].values())
     out.diff_reads = reads.finish()
     out.diff_attachment_children = sorted(read_children.values())
     out.balances_staged = balances_staged

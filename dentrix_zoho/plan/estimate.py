@@ -8,9 +8,12 @@ the diff report's read-back. Every Zoho number comes from ``zoho.limits``; reads
 the read-back's own rules (``load.readback``: ``IDS_PER_GET`` ids and ``FIELDS_PER_GET`` fields a
 multi-id GET, reads by id of records with subform rows, one listing per parent).
 
-Reconciliation, as ``load.reconcile`` reads: a COQL ``COUNT`` per keyed module, the org's notes a
-page at a time, each parent's attachments listed, the office's Events/Tasks/Calls and Notes read by
-id for their parent lookup, and its Contacts for ``Balance_Due``.
+Reconciliation, as ``load.reconcile`` reads: a COQL ``COUNT`` per keyed module (several at a time),
+the office's notes by the cheaper of the org's notes listing and a listing per parent (the same
+``load.zoho_reads.choose_notes_read``), each parent's attachments listed, the office's
+Events/Tasks/Calls and Notes read by id for their parent lookup, and its Contacts for ``Balance_Due``.
+The pre-scan for records without a crosswalk row takes the loader's own path too
+(``load.zoho_reads.pre_scan_path``: COQL ``in`` lookups or one COQL read of this office's records).
 
 Wall time = sum over phases of ceil(calls / usable concurrency) x latency: usable concurrency is
 the edition's (or a lower override), at most 10 for heavy calls (writes of more than 10 records,
@@ -32,8 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dentrix_zoho.load.context import LOAD_ORDER, LOAD_STEPS
 from dentrix_zoho.load.readback import listing_calls, minimum_calls, read_names
 from dentrix_zoho.load.schema_setup import KEYED_MODULES
-from dentrix_zoho.load.upserts import COQL_LOOKUP_MAX  # below it the pre-scan is COQL, above a module scan
-from dentrix_zoho.load.zoho_reads import STAMP_FIELDS
+from dentrix_zoho.load.zoho_reads import (  # the loader's own rules for the reads that choose a path
+    STAMP_FIELDS,
+    choose_notes_read,
+    lookup_calls,
+    lookup_credits,
+    office_scan_calls,
+    office_scan_credits,
+    pre_scan_path,
+)
 from dentrix_zoho.plan.counts import MigrationCounts, StepCounts
 from dentrix_zoho.zoho import limits
 from dentrix_zoho.zoho.config import ZohoConfig
@@ -264,17 +274,6 @@ def _phase(phase: str, module: str | None, step: str | None, calls: int, credits
                      _seconds(calls, inputs, heavy=heavy, parallel=parallel) if seconds is None else seconds)
 
 
-def _coql_calls(n: int) -> int:
-    return math.ceil(n / limits.COQL_IN_VALUES_MAX) if n > 0 else 0
-
-
-def _coql_in_credits(n: int) -> int:
-    """The loader asks for twice the ids it looks for (``limit 2n``), 50 ids a call."""
-    full, rest = divmod(n, limits.COQL_IN_VALUES_MAX)
-    per_full = limits.coql_credits(2 * limits.COQL_IN_VALUES_MAX)
-    return full * per_full + (limits.coql_credits(2 * rest) if rest else 0)
-
-
 def _pages(n: int, per_page: int = limits.RECORDS_PER_PAGE) -> int:
     """A listing costs at least one call, even when Zoho answers 204 (nothing there)."""
     return max(1, math.ceil(n / per_page))
@@ -313,18 +312,20 @@ def _schema_phase(inputs: EstimateInputs) -> list[PhaseCost]:
 
 
 def _upsert_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan, scanned: set[str],
-                   in_zoho: dict[str, int], org_read: list[bool]) -> list[PhaseCost]:
+                   in_office: dict[str, int], org_read: list[bool]) -> list[PhaseCost]:
     out: list[PhaseCost] = []
     m, s = c.module, c.step
-    if c.lacking:
-        if c.lacking <= COQL_LOOKUP_MAX:
-            out.append(_phase("pre-scan", m, s, _coql_calls(c.lacking), _coql_in_credits(c.lacking), inputs,
+    # The pre-scan as the loader chooses it (zoho_reads.pre_scan_path); an office read serves every later
+    # step of the module in the run. It reads what Zoho holds of the office now: what the ledger knows.
+    if c.lacking and m not in scanned:
+        office = in_office.get(m, 0)
+        if pre_scan_path(c.lacking, lambda: office) == "lookup":
+            out.append(_phase("pre-scan", m, s, lookup_calls(c.lacking), lookup_credits(c.lacking), inputs,
                               heavy=True, parallel=False))
-        elif m not in scanned:  # one scan of the module per run, 200 a page, of what Zoho holds now
+        else:
             scanned.add(m)
-            pages = _pages(in_zoho.get(m, 0))
-            out.append(_phase("pre-scan", m, s, pages, pages * limits.CREDITS_DEFAULT, inputs,
-                              heavy=False, parallel=False))
+            out.append(_phase("pre-scan", m, s, office_scan_calls(office), office_scan_credits(office), inputs,
+                              heavy=True, parallel=False))
     if not c.to_send:
         return out
     if c.stamped_updates:  # Modified_Time/By by multi-id GETs (zoho_reads.current_stamps), once who we are
@@ -427,13 +428,18 @@ def _reconciliation_phases(counts: MigrationCounts, inputs: EstimateInputs) -> l
     """The reads of ``load.reconcile`` once the run has written what it sends (``counts.office_after``)."""
     phase = "reconciliation"
     out: list[PhaseCost] = []
-    # zoho_counts: one COQL COUNT per keyed module (one row back, the lowest COQL tier), one at a time.
+    # zoho_counts: one COQL COUNT per keyed module (one row back, the lowest COQL tier), several at a time:
+    # their wall time is that of the rounds they take together, shared among them.
+    rounds = _seconds(len(KEYED_MODULES), inputs, heavy=True, parallel=True)
     for module in KEYED_MODULES:
-        out.append(_phase(phase, module, None, 1, limits.coql_credits(1), inputs, heavy=True, parallel=False))
-    # The org's notes, a page at a time (one call even when there are none), and each parent's attachments.
-    pages = _pages(counts.zoho_after("Notes"))
-    out.append(_phase(phase, "Notes", None, pages, pages * limits.CREDITS_DEFAULT, inputs, heavy=False,
-                      parallel=False))
+        out.append(_phase(phase, module, None, 1, limits.coql_credits(1), inputs, heavy=True, parallel=True,
+                          seconds=rounds / len(KEYED_MODULES)))
+    # Notes as reconciliation chooses (zoho_reads.choose_notes_read): the org's notes a page at a time, or
+    # one listing per parent of ours with notes; then each parent's attachments.
+    notes = choose_notes_read(counts.zoho_after("Notes"), counts.note_children)
+    if notes.calls:
+        out.append(_phase(phase, "Notes", None, notes.calls, notes.calls * limits.CREDITS_DEFAULT, inputs,
+                          heavy=False, parallel=notes.path == "per_parent"))
     listings = sum(listing_calls(n) for n in counts.attachment_children)
     if listings:
         out.append(_phase(phase, "Attachments", None, listings, listings * limits.CREDITS_DEFAULT, inputs,
@@ -482,14 +488,14 @@ def estimate_phases(counts: MigrationCounts, inputs: EstimateInputs, *, load_onl
                              heavy=False, parallel=False))
     scanned: set[str] = set()
     org_read = [False]
-    in_zoho = dict(counts.in_zoho)
+    in_office = dict(counts.in_office)
     for c in counts.steps:
         plan = modules.setdefault(c.module, ModulePlan(c.module, path="none"))
         plan.records += c.to_send
         plan.held_back += c.held_back
         if c.kind == "upsert":
-            phases += _upsert_phases(c, inputs, plan, scanned, in_zoho, org_read)
-            in_zoho[c.module] = in_zoho.get(c.module, 0) + c.creates
+            phases += _upsert_phases(c, inputs, plan, scanned, in_office, org_read)
+            in_office[c.module] = in_office.get(c.module, 0) + c.creates
         else:
             phases += _child_phases(c, inputs, plan)
     if not load_only:
@@ -556,9 +562,11 @@ def _notes(inputs: EstimateInputs, counts: MigrationCounts) -> list[str]:
         "Counts are what the loader would send now: rows unchanged since the last load are not sent; a "
         "required parent not loaded, or a missing or over-limit file, is held back (quarantined at load).",
         "Not predictable here, so not counted: retries, records Zoho rejects and the calls that isolate them, "
-        "pre-images of records that existed in Zoho before us, notes in the org that are not ours (reconciliation "
-        "pages through all of them), a second count when Zoho's count lags fresh writes, reads by id where Zoho "
-        "refuses a list (403), and rich text longer than a list shows (known only from Zoho's field metadata).",
+        "pre-images of records that existed in Zoho before us, records of this office in Zoho that the ledger "
+        "does not know (the pre-scan's office read pages through them), notes in the org that are not ours "
+        "(when reconciliation lists the org's notes it pages through them), a second count when Zoho's count "
+        "lags fresh writes, reads by id where Zoho refuses a list (403), and rich text longer than a list shows "
+        "(known only from Zoho's field metadata).",
         "Read-back as the code reads: multi-id GETs of at most "
         f"{limits.IDS_PER_GET} ids and {limits.FIELDS_PER_GET} fields, a read by id for each record with subform "
         "rows, one attachment listing per parent, a COQL COUNT per keyed module.",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dentrix_zoho.ledger import QuarantineRow
-from dentrix_zoho.load import load_module, upserts
+from dentrix_zoho.load import load_module, upserts, zoho_reads
 from dentrix_zoho.load.context import LOAD_STEPS
 from dentrix_zoho.load.shaped import open_duckdb, read_step_rows
 
@@ -62,11 +62,11 @@ def lost_event(world: Any, kit: Any, run_id: str, appt: int, patient: int) -> st
     return str(made.zoho_id)
 
 
-@pytest.mark.parametrize("pre_scan", ["coql", "module_scan"])
+@pytest.mark.parametrize("pre_scan", ["coql_lookup", "office_scan"])
 def test_records_of_a_lost_batch_are_adopted_as_ours(small_world: Any, kit: Any, pre_scan: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    if pre_scan == "module_scan":
-        monkeypatch.setattr(upserts, "COQL_LOOKUP_MAX", 0)
+    if pre_scan == "office_scan":
+        monkeypatch.setattr(zoho_reads, "COQL_LOOKUP_MAX", 0)
     crashed = small_world.context()
     for step in ("responsible_parties", "patients"):
         load_module(crashed, step)

@@ -33,13 +33,16 @@ def test_counts_of_the_hand_built_office(office_home: Any) -> None:
 #     one upsert call each (1, 2, 2 records: 1 credit each)                          3 x 3 calls
 #   notes: one call of 2 notes; attachments: one upload (the two held-back files go nowhere)   2 calls
 #   reconciliation (load.reconcile): a COQL COUNT for each of the 5 keyed modules, one page of the
-#     org's notes, one attachment listing (patient 2, the only parent with a file), one multi-id
-#     read of the 2 events and one of the 2 notes; no aging staged, so no balance read     9 calls
+#     org's notes (2 notes under 2 parents: one page beats two listings), one attachment listing
+#     (patient 2, the only parent with a file), one multi-id read of the 2 events and one of the
+#     2 notes; no aging staged, so no balance read                                     9 calls
 # Every call costs 1 credit here (no write call carries more than 10 records).
 HAND_CALLS = 1 + 9 + 2 + 9
-# owners, pre-scans, metadata, the 5 COUNTs and the notes page: one call at a time
-SEQUENTIAL = 1 + 3 + 3 + 5 + 1
-PARALLEL_ROUNDS = 5 + 3  # the five write/upload phases and the three reconciliation reads, one call each
+# owners, pre-scans, metadata and the notes page: one call at a time
+SEQUENTIAL = 1 + 3 + 3 + 1
+# the five write/upload phases, the 5 COUNTs together (at most 10 heavy calls at once), the three
+# reconciliation reads, one round each
+PARALLEL_ROUNDS = 5 + 1 + 3
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
@@ -64,6 +67,9 @@ def test_hand_built_office_on_each_edition(office_home: Any, edition: str) -> No
     assert estimate.cheapest_credits == estimate.credits  # the record API is the cheaper path everywhere here
 
 
+NOTES_PER_PARENT = 5  # the hand-built counts below hang their notes 5 to a patient
+
+
 def _counts(events: int = 0, uploads: int = 0, notes: int = 0) -> MigrationCounts:
     steps = [
         StepCounts("events", "Events", "upsert", shaped=events, creates=events, lacking=0,
@@ -72,7 +78,7 @@ def _counts(events: int = 0, uploads: int = 0, notes: int = 0) -> MigrationCount
         StepCounts("attachments", "Attachments", "attachments", shaped=uploads, creates=uploads,
                    waves=[uploads] if uploads else []),
     ]
-    return MigrationCounts(OFFICE, "full", steps)
+    return MigrationCounts(OFFICE, "full", steps, note_children=[NOTES_PER_PARENT] * (notes // NOTES_PER_PARENT))
 
 
 @pytest.mark.parametrize("edition,heavy,light", [("free", 5, 5), ("standard", 10, 10), ("professional", 10, 15),
@@ -86,7 +92,8 @@ def test_wall_time_follows_the_edition_and_the_cap_on_heavy_calls(edition: str, 
     assert phases["uploads"].seconds == pytest.approx(math.ceil(100 / light) * 0.2)
 
 
-# Reconciliation of N notes and nothing else: 5 COUNTs, the org's notes 200 a page, our notes 100 ids a read.
+# Reconciliation of N notes and nothing else: 5 COUNTs, the org's notes 200 a page (N/5 parents would be
+# more listings), our notes 100 ids a read.
 def _reconcile_notes(n: int) -> int:
     return 5 + max(1, math.ceil(n / 200)) + math.ceil(n / 100)
 
@@ -110,9 +117,9 @@ def test_several_days_on_a_small_budget_pause_or_refuse() -> None:
 
 def test_more_than_thirty_days_cannot_run_and_names_the_settings() -> None:
     counts = _counts(events=1_300_000)
-    # writes, users page, the module's metadata; reconciliation: 5 COUNTs, one (empty) notes page, the
-    # events read back 100 ids a call
-    hand = 13_000 * 10 + 1 + 1 + 5 + 1 + 13_000
+    # writes, users page, the module's metadata; reconciliation: 5 COUNTs, no notes to list (no parent
+    # of ours holds one), the events read back 100 ids a call
+    hand = 13_000 * 10 + 1 + 1 + 5 + 13_000
     estimate = estimate_migration(counts, EstimateInputs.build(edition="free", on_budget_exhausted="pause"))
     assert estimate.credits == hand
     assert estimate.verdict == "cannot_run" and estimate.exit_code == 2
@@ -209,3 +216,69 @@ def test_the_human_edit_check_reads_stamps_100_ids_a_call() -> None:
     # reconciliation reads the office's 250 events back: 3 multi-id GETs
     recon = [p for p in estimate.phases if p.phase == "reconciliation" and p.module == "Events"]
     assert sum(p.calls for p in recon) == 1 + 3  # its COUNT and the parent-lookup reads
+
+
+# -- the reads that choose their path, as the loader and reconciliation choose it (load.zoho_reads) ----
+
+
+def _events_step(lacking: int) -> StepCounts:
+    return StepCounts("events", "Events", "upsert", shaped=lacking, creates=lacking, lacking=lacking,
+                      waves=[lacking], bulk_carriable=[0])
+
+
+def _pre_scan(estimate: Any) -> tuple[int, int]:
+    phases = [p for p in estimate.phases if p.phase == "pre-scan"]
+    return sum(p.calls for p in phases), sum(p.credits for p in phases)
+
+
+@pytest.mark.parametrize("lacking,office,expected", [
+    (100, 0, (2, 2)),  # two `in` lookups of 50 (limit 100: 1 credit each) beat the smallest office read (3)
+    (120, 0, (1, 3)),  # three lookups (3 credits) against one office read of 2,000 (3 credits, one call)
+    (1_100, 0, (1, 3)),  # a fresh office: one COQL read of its records, however many other offices there are
+    (800, 50_000, (16, 16)),  # a large office's few unknown rows: lookups, not 26 pages of its records
+    (1_200, 50_000, (26, 78)),  # above COQL_LOOKUP_MAX: the office's 50,000 records, 2,000 a call
+    (1_200, 4_000, (3, 9)),  # a last page that comes back exactly full is followed by one more call
+])
+def test_the_pre_scan_costs_what_the_office_holds_not_the_org(lacking: int, office: int,
+                                                              expected: tuple[int, int]) -> None:
+    for org in (office, office + 2_400_000):  # the rest of the org does not change it
+        counts = MigrationCounts(OFFICE, "full", [_events_step(lacking)], in_zoho={"Events": org},
+                                 in_office={"Events": office})
+        assert _pre_scan(estimate_migration(counts, EstimateInputs.build(edition="enterprise"))) == expected
+
+
+def test_a_later_step_of_the_module_reuses_the_office_read() -> None:
+    """responsible parties then patients, both Contacts: one office read serves both; the patients' own
+    choice counts the responsible parties created just before."""
+    steps = [StepCounts("responsible_parties", "Contacts", "upsert", shaped=1_500, creates=1_500, lacking=1_500,
+                        waves=[1_500], bulk_carriable=[0]),
+             StepCounts("patients", "Contacts", "upsert", shaped=1_500, creates=1_500, lacking=1_500,
+                        waves=[1_500], bulk_carriable=[0])]
+    estimate = estimate_migration(MigrationCounts(OFFICE, "full", steps), EstimateInputs.build(edition="enterprise"))
+    scans = [(p.step, p.calls) for p in estimate.phases if p.phase == "pre-scan"]
+    assert scans == [("responsible_parties", 1)]
+
+
+def test_notes_are_counted_by_the_cheaper_of_the_org_listing_and_a_listing_per_parent() -> None:
+    from dentrix_zoho.load.zoho_reads import choose_notes_read
+
+    notes = StepCounts("notes", "Notes", "notes", shaped=300, creates=300, waves=[300], bulk_carriable=[0])
+    # An office of 30 patients with 10 notes each, in an org whose other offices hold 7,200 notes:
+    # 30 parallel listings, not 38 pages of the org's notes (7,500 and 10 % more for notes not ours).
+    small = MigrationCounts(OFFICE, "full", [notes], in_zoho={"Notes": 7_200}, note_children=[10] * 30)
+    choice = choose_notes_read(small.zoho_after("Notes"), small.note_children)
+    assert (choice.path, choice.calls, choice.org_pages_weighed) == ("per_parent", 30, math.ceil(8_250 / 200))
+    # The same office alone in the org: one page of the org's notes (with the margin, 2 pages weighed)
+    alone = MigrationCounts(OFFICE, "full", [notes], note_children=[10] * 30)
+    choice = choose_notes_read(alone.zoho_after("Notes"), alone.note_children)
+    assert (choice.path, choice.calls) == ("org_listing", 2)
+    for counts, calls, parallel in ((small, 30, True), (alone, 2, False)):
+        estimate = estimate_migration(counts, EstimateInputs.build(edition="enterprise"))
+        # reconciliation's Notes: the count's read, then the parent-lookup reads of our 300 notes by id
+        recon = [p for p in estimate.phases if p.phase == "reconciliation" and p.module == "Notes"]
+        assert [(p.calls, p.parallel) for p in recon] == [(calls, parallel), (3, True)]
+    # A tie goes to the parents (no guess in their count, read in parallel); none of ours: no call at all
+    tie = choose_notes_read(360, [180, 180])  # 2 listings against 2 pages (396 notes weighed)
+    assert (tie.parent_listings, tie.org_pages_weighed, tie.path) == (2, 2, "per_parent")
+    assert choose_notes_read(360, [120, 120, 120]).path == "org_listing"
+    assert choose_notes_read(10_000, []).calls == 0
