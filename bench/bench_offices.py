@@ -102,6 +102,55 @@ def _by_step(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, flo
     return rows
 
 
+def _busy(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of ``intervals``."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def _idle(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, float, float]]],
+          spans: dict[str, tuple[float | None, float | None]]) -> list[str]:
+    """Where a run's time goes when it is not calling Zoho: per step, before its first call, after its
+    last, and between its calls with none of the run's calls in flight; per run, outside any step."""
+    by_run: dict[str, list[tuple[float, float]]] = {}
+    for call in calls:
+        by_run.setdefault(str(call["run_id"]), []).append(
+            (call["start"], call["start"] + (call["latency_ms"] or 0) / 1000))
+    head: dict[str, float] = {}
+    tail: dict[str, float] = {}
+    gaps: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    outside = process = 0.0
+    for run_id, steps in windows.items():
+        mine = sorted(by_run.get(run_id, []))
+        for step, start, end in steps:
+            inside = [(a, min(b, end)) for a, b in mine if start <= a <= end]
+            seconds[step] = seconds.get(step, 0.0) + (end - start)
+            if not inside:
+                continue
+            first, last = inside[0][0], max(b for _, b in inside)
+            head[step] = head.get(step, 0.0) + (first - start)
+            tail[step] = tail.get(step, 0.0) + max(0.0, end - last)
+            gaps[step] = gaps.get(step, 0.0) + max(0.0, (last - first) - _busy(inside))
+        run_start, run_end = spans.get(run_id, (None, None))
+        ordered = sorted(steps, key=lambda w: w[1])
+        if ordered and run_start and run_end:
+            process += ordered[0][1] - run_start
+            outside += _busy([(run_start, run_end)]) - _busy([(a, b) for _, a, b in ordered])
+    runs = max(1, len(windows))
+    rows = [f"  {'step (Zoho calling)':<34} {'s/run':>6} {'to 1st call':>11} {'after last':>10} {'gaps':>6}"]
+    for step in sorted(head, key=lambda k: -seconds[k]):
+        rows.append(f"  {step:<34} {seconds[step] / runs:>6.1f} {head[step] / runs:>11.2f} "
+                    f"{tail[step] / runs:>10.2f} {gaps[step] / runs:>6.2f}")
+    rows.append(f"  per run outside any step: {outside / runs:.1f}s, of which before its first step "
+                f"(process start) {process / runs:.1f}s")
+    return rows
+
+
 def _calls(ledger_url: str) -> list[dict[str, Any]]:
     from datetime import datetime
 
@@ -118,7 +167,8 @@ def _calls(ledger_url: str) -> list[dict[str, Any]]:
     return [{**row, "start": datetime.fromisoformat(str(row["time"])).timestamp()} for row in rows]
 
 
-def run(offices: int, latency_ms: float) -> tuple[list[str], bool]:
+def run(offices: int, latency_ms: float, dump: Path | None = None,
+        instance_file: Path | None = None) -> tuple[list[str], bool]:
     import dagster as dg
 
     from dentrix_zoho.zoho_emulator.testing import running_emulator
@@ -137,7 +187,11 @@ def run(offices: int, latency_ms: float) -> tuple[list[str], bool]:
             databases = dso.DsoDatabases.create(pg)
             home = tmp / "home"
             home.mkdir()
-            env = dso.dso_env(home=home, dagster_home=dso.make_dagster_home(tmp / "dagster_home"),
+            dagster_home = dso.make_dagster_home(tmp / "dagster_home")
+            if instance_file is not None:  # an experiment: another instance file than the shipped one
+                (dagster_home / "dagster.yaml").write_text(instance_file.read_text(encoding="utf-8"), encoding="utf-8")
+                lines.append(f"instance file: {instance_file} (not the shipped deploy/local/dagster.yaml)")
+            env = dso.dso_env(home=home, dagster_home=dagster_home,
                               offices_file=offices_file, emulator=emu, databases=databases)
             dso.approve_map(databases.ledger)
             log = tmp / "daemon.log"
@@ -234,6 +288,13 @@ def run(offices: int, latency_ms: float) -> tuple[list[str], bool]:
                      f"{zoho_s[0]:.0f}-{zoho_s[-1]:.0f}s (median {zoho_s[len(zoho_s) // 2]:.0f}s)")
     lines.append("where a run's time goes (per run, mean over runs; in flight: its Zoho calls at once):")
     lines.extend(_by_step(calls, windows))
+    span_of = {r.run_id: span for r, span in zip(runs, spans, strict=True)}
+    lines.append("a run's time without a Zoho call of its own in flight (seconds per run):")
+    lines.extend(_idle(calls, windows, span_of))
+    if dump is not None:
+        import json
+
+        dump.write_text(json.dumps({"calls": calls, "windows": windows, "spans": span_of}, default=str))
     met = (not failed and peak <= EDITION_CONCURRENCY and concurrency_429 <= TARGET_CONCURRENCY_429
            and wall_ratio >= TARGET_WALL_RATIO and not dups and once and charged == org == ledger_credits)
     return lines, met
@@ -243,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_offices", description=__doc__.split("\n\n")[0])
     parser.add_argument("--offices", type=int, default=24, help="tiny offices in the backfill (default 24)")
     parser.add_argument("--latency-ms", type=float, default=150.0, help="the emulator's mean latency per call")
+    parser.add_argument("--dump", type=Path, help="write the calls, step windows and run spans to this JSON file")
+    parser.add_argument("--instance-file", type=Path,
+                        help="an experiment: this dagster.yaml instead of the shipped deploy/local/dagster.yaml")
     args = parser.parse_args(argv or [])
-    lines, met = run(args.offices, args.latency_ms)
+    lines, met = run(args.offices, args.latency_ms, args.dump, args.instance_file)
     for line in lines:
         print(line, flush=True)
     return 0 if met else 1
