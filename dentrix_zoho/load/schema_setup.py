@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from dentrix_zoho.load.readback import run_concurrently
 from dentrix_zoho.mapping import custom_fields, picklist_additions
 from dentrix_zoho.mapping.spec import MappingSpec
 from dentrix_zoho.zoho import BudgetExceeded, CreditsExhausted, OrgLimitsUnavailable, ZohoClient, ZohoError
@@ -38,12 +40,22 @@ class SchemaResult:
     # afterwards (the update was refused, e.g. no settings scope), for the admin to add in Setup.
     picklist_added: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     picklist_missing: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Per module set up, API name -> data type of every field as set-up read them, so that a load step
+    # (a client of its own, nothing cached) need not read the module's metadata again: its subforms
+    # (emptied before rows are re-sent, since Zoho appends subform rows) and the types Bulk Write's
+    # CSV needs. A module missing here (a hand-off written before this was kept) is read from Zoho.
+    field_types: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def source_id_field(self, module: str) -> str:
         return self.api_names.get(module, {}).get(SOURCE_ID_LABEL, "Source_System_ID")
 
     def run_id_field(self, module: str) -> str:
         return self.api_names.get(module, {}).get(RUN_ID_LABEL, "Migration_Run_ID")
+
+    def subform_names(self, module: str) -> list[str] | None:
+        """The module's subform fields as set-up found them; None if set-up did not record the module."""
+        types = self.field_types.get(module)
+        return None if types is None else sorted(name for name, kind in types.items() if kind == "subform")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -77,6 +89,11 @@ def _subform_children(fields: list[Mapping[str, Any]]) -> dict[str, dict[str, st
     return out
 
 
+def field_types(fields: list[Mapping[str, Any]]) -> dict[str, str]:
+    """API name -> data type of a module's fields, as Zoho lists them."""
+    return {str(f["api_name"]): str(f.get("data_type")) for f in fields if f.get("api_name")}
+
+
 def missing_picklist_values(client: ZohoClient, spec: MappingSpec) -> dict[str, dict[str, list[str]]]:
     missing: dict[str, dict[str, list[str]]] = {}
     for module, by_field in picklist_additions(spec).items():
@@ -94,8 +111,9 @@ def add_missing_picklist_values(
 ) -> dict[str, dict[str, list[str]]]:
     """Add what ``missing`` lists, field by field; a field whose update fails is logged and skipped
     (it stays missing). Running out of credits stops the set-up like any other call would."""
-    added: dict[str, dict[str, list[str]]] = {}
-    for module, by_field in missing.items():
+    def one_module(module: str, by_field: dict[str, list[str]]) -> dict[str, list[str]]:
+        # A module's fields one after the other: each update re-reads the module's fields.
+        added: dict[str, list[str]] = {}
         for api_name, values in by_field.items():
             try:
                 done = client.add_picklist_values(module, api_name, values)
@@ -106,23 +124,38 @@ def add_missing_picklist_values(
                             exc.code or exc.status)
                 continue
             if done:
-                added.setdefault(module, {})[api_name] = done
-    return added
+                added[api_name] = done
+        return added
+
+    per_module = run_concurrently([partial(one_module, module, by_field) for module, by_field in missing.items()],
+                                  client.config.concurrency, name="zoho-picklists")
+    return {module: added for module, added in zip(missing, per_module, strict=True) if added}
+
+
+def _ensure_module(client: ZohoClient, module: str, bodies: list[dict[str, Any]]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """One module's fields ensured: label -> API name, and the module's fields as Zoho lists them now."""
+    names = dict(client.ensure_schema(module, bodies))
+    return names, client.fields(module)
 
 
 def setup_schema(client: ZohoClient, spec: MappingSpec) -> SchemaResult:
     """Ensure every custom field on every module and the standard-picklist values the value maps
     use (both idempotent), and return the API names Zoho uses.
 
+    Modules are independent of each other, so their metadata calls go at once (up to the client's
+    concurrency, whose gates hold them within the org's limits); within a module they stay in order.
     Feed ``result.api_names`` to ``mapping.apply_api_names`` before shaping.
     """
     result = SchemaResult()
-    for module, bodies in _wanted(spec).items():
-        names = dict(client.ensure_schema(module, bodies))
-        for sub_name, children in _subform_children(client.fields(module)).items():
+    wanted = _wanted(spec)
+    done = run_concurrently([partial(_ensure_module, client, module, bodies) for module, bodies in wanted.items()],
+                            client.config.concurrency, name="zoho-schema")
+    for (module, bodies), (names, fields) in zip(wanted.items(), done, strict=True):
+        for sub_name, children in _subform_children(fields).items():
             result.api_names.setdefault(sub_name, {}).update(children)
         result.api_names.setdefault(module, {}).update(names)
         result.fields_requested[module] = len(bodies)
+        result.field_types[module] = field_types(fields)
     missing = missing_picklist_values(client, spec)
     if missing:
         result.picklist_added = add_missing_picklist_values(client, missing)

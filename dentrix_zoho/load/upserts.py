@@ -397,7 +397,9 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
     Returns the rows that may go; a record whose subforms could not be emptied waits for the
     next run (counted as failed) rather than have its rows doubled.
     """
-    names = [str(f["api_name"]) for f in ctx.client.fields(step.module) if f.get("data_type") == "subform"]
+    names = ctx.schema.subform_names(step.module)
+    if names is None:  # a schema hand-off from before set-up kept the field types
+        names = [str(f["api_name"]) for f in ctx.client.fields(step.module) if f.get("data_type") == "subform"]
     appending = [p for p in ready if p.row.source_id not in in_zoho and appending_fields(p.payload)]
     announced = writer.intents(step.module, [p.row.source_id for p in appending]) if appending else {}
     unseen = [p for p in appending if p.row.source_id in announced]
