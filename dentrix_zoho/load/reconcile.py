@@ -245,17 +245,19 @@ class _Children:
     parents: _Parents
     per_parent: dict[str, int]  # parent of ours to list -> live children of every office under it
     others: int  # other offices' live children under the Contacts this office shares
-    org_total: int  # live children of every office (the org's listing, for Notes)
+    org_total: int | None  # live children of every office, when the pass read them all (else None)
 
 
 def _children(ledger: Ledger, office_id: str, module: str) -> _Children:
-    """One pass over the module's crosswalk: which parents of ours to list, and what each holds."""
+    """Which parents of ours to list, and what each holds: one pass over the office's crosswalk rows of
+    the module, or over every office's when the office shares Contacts (their children are listed too)."""
     seen = _parents(ledger, office_id)
     ours = seen.all
     listed: set[str] = set()  # parents of ours with a child of this office (or another's, when shared)
     under: dict[str, int] = {}
     others = total = 0
-    for r in ledger.crosswalk_rows(module=module, deleted=False):
+    every_office = bool(seen.shared)
+    for r in ledger.crosswalk_rows(module=module, deleted=False, office_id=None if every_office else office_id):
         total += 1
         parent = r.parent_zoho_id
         if not parent:
@@ -267,7 +269,11 @@ def _children(ledger: Ledger, office_id: str, module: str) -> _Children:
             listed.add(parent)
             others += 1
     wanted = {p: under[p] for p in sorted(listed & ours)}
-    return _Children(seen, wanted, others, total)
+    return _Children(seen, wanted, others, total if every_office else None)
+
+
+def _org_total(ledger: Ledger, module: str) -> int:
+    return sum(1 for _ in ledger.crosswalk_rows(module=module, deleted=False))
 
 
 def _child_count(client: ZohoClient, ledger: Ledger, office_id: str, module: str) -> int:
@@ -275,7 +281,8 @@ def _child_count(client: ZohoClient, ledger: Ledger, office_id: str, module: str
     duplicate an uncertain retry left shows), less other offices' children of shared Contacts."""
     known = _children(ledger, office_id, module)
     if module == "Notes":
-        choice = choose_notes_read(known.org_total, known.per_parent.values())
+        total = known.org_total if known.org_total is not None else _org_total(ledger, "Notes")
+        choice = choose_notes_read(total, known.per_parent.values())
         log.info("zoho counts Notes: %s", choice.describe())
         if choice.path == "org_listing":
             ours = known.parents.all

@@ -235,7 +235,7 @@ def choose_notes_read(org_notes: int, children_per_parent: Iterable[int]) -> Not
     """The cheaper exact read of an office's notes: the org's notes listing (``GET /Notes``, admin only,
     every office's notes) or one listing per parent of ours that the ledger holds notes under (read in
     parallel). ``children_per_parent``: per such parent, the live notes of every office under it."""
-    per_parent = [n for n in children_per_parent]
+    per_parent = list(children_per_parent)
     listings = sum(listing_calls(n) for n in per_parent)
     weighed = listing_calls(org_notes + math.ceil(org_notes * NOTES_NOT_OURS_SHARE))
     # A tie goes to the parents: their count does not rest on a guess, and they are read in parallel.

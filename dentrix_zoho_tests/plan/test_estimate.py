@@ -282,3 +282,4 @@ def test_notes_are_counted_by_the_cheaper_of_the_org_listing_and_a_listing_per_p
     assert (tie.parent_listings, tie.org_pages_weighed, tie.path) == (2, 2, "per_parent")
     assert choose_notes_read(360, [120, 120, 120]).path == "org_listing"
     assert choose_notes_read(10_000, []).calls == 0
+
