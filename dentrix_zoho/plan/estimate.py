@@ -333,8 +333,11 @@ def _upsert_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan, scan
         out.append(_phase("human-edit check", m, s, reads, reads * limits.CREDITS_DEFAULT, inputs,
                           heavy=False, parallel=True))
         out.append(_phase("human-edit check", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
-    # The module's field metadata (subforms, Bulk Write types): once per client, one client per load step.
-    out.append(_phase("metadata", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
+    # The module's field metadata for Bulk Write's row test (load.bulk_write.send): once per client, one
+    # client per load step, only where Bulk Write may carry rows. The subform names come from schema
+    # set-up's hand-off (a hand-off written before it kept them reads the fields once more: not counted).
+    if m not in limits.BULK_WRITE_UNSUPPORTED_MODULES and inputs.write_path != "records":
+        out.append(_phase("metadata", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
     if c.subform_updates:
         out.append(_phase("subform emptying", m, s, limits.write_calls(c.subform_updates),
                           limits.write_credits(c.subform_updates), inputs, heavy=True, parallel=False))
