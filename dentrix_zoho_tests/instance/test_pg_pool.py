@@ -26,22 +26,34 @@ POOLED = {"run_storage": "PooledPostgresRunStorage", "event_log_storage": "Poole
           "schedule_storage": "PooledPostgresScheduleStorage"}
 
 
+def _shipped() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shipped file's PostgreSQL block, and the rest of it, whichever form the file has."""
+    config = yaml.safe_load(LOCAL_YAML.read_text(encoding="utf-8"))
+    if "storage" in config:
+        return config.pop("storage")["postgres"], config
+    postgres = config["event_log_storage"]["config"]
+    for key in POOLED:
+        config.pop(key)
+    return postgres, config
+
+
 def pooled_instance_file(home: Path) -> Path:
     """The shipped instance file, its PostgreSQL storage block given to the pooled classes."""
-    config = yaml.safe_load(LOCAL_YAML.read_text(encoding="utf-8"))
-    postgres = config.pop("storage")["postgres"]
+    postgres, rest = _shipped()
     pooled = {key: {"module": "dentrix_zoho.defs.pg_pool", "class": name, "config": postgres}
               for key, name in POOLED.items()}
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    path.write_text(yaml.safe_dump({**pooled, **config}, sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump({**pooled, **rest}, sort_keys=False), encoding="utf-8")
     return path
 
 
 def plain_instance_file(home: Path) -> Path:
+    """The same with dagster-postgres' own storages (``storage: postgres``)."""
+    postgres, rest = _shipped()
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    path.write_text(LOCAL_YAML.read_text(encoding="utf-8"), encoding="utf-8")
+    path.write_text(yaml.safe_dump({"storage": {"postgres": postgres}, **rest}, sort_keys=False), encoding="utf-8")
     return path
 
 
