@@ -374,6 +374,14 @@ def _build(node: yaml.Node, at: tuple[str, ...], lines: dict[tuple[str, ...], in
                 first = lines[(*at, key)]
                 what = f"duplicate office id {key!r}" if at == ("offices",) else f"duplicate key {_dotted((*at, key))!r}"
                 raise OfficesError(f"{path}:{line}: {what}: also at line {first}; each may appear once")
+            if at == ("offices",):
+                # Zoho compares unique text fields and COQL `like` without case, so the Source_System_IDs
+                # of offices 'b1' and 'B1' would be one record's key.
+                twin = next((k for k in out if k.casefold() == key.casefold()), None)
+                if twin is not None:
+                    raise OfficesError(f"{path}:{line}: office id {key!r} differs from {twin!r} (line "
+                                       f"{lines[(*at, twin)]}) only in case; Zoho would take their records' "
+                                       "Source_System_IDs for the same: rename one")
             lines[(*at, key)] = line
             out[key] = _build(value_node, (*at, key), lines, path)
         return out

@@ -26,9 +26,6 @@ from dentrix_zoho.zoho.transport import CallSpec, body_json
 V8 = "/crm/v8"
 STAMP_FIELDS = ("Modified_Time", "Modified_By")
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-# Zoho's reach of COQL LIMIT/OFFSET paging (v7/v8 COQL-Limitations: 100,000 records). It belongs in
-# zoho/limits.py with COQL_LIMIT_MAX; kept here until that file (not this change's) takes it.
-COQL_OFFSET_REACH = 100_000
 # Above this many records without a crosswalk row the pre-scan never uses COQL `in` lookups (50 ids
 # a heavy call, one call at a time); at or below it, the cheaper of the two paths (pre_scan_path).
 COQL_LOOKUP_MAX = 1_000
@@ -135,7 +132,7 @@ def _after(new: str, old: str) -> bool:
 
 def scan_office(
     client: ZohoClient, module: str, key_field: str, extra_fields: Iterable[str], office_id: str, *,
-    page: int = limits.COQL_LIMIT_MAX, offset_reach: int = COQL_OFFSET_REACH,
+    page: int = limits.COQL_LIMIT_MAX, offset_reach: int = limits.COQL_OFFSET_REACH,
 ) -> dict[str, dict[str, Any]]:
     """Every record of the module whose ``key_field`` starts with ``<office_id>:``, keyed by it.
 

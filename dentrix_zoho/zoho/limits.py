@@ -94,6 +94,7 @@ BY_ID_ONLY_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"}
 SEARCH_REACH = 2_000
 SEARCH_CRITERIA_MAX = 10
 COQL_LIMIT_MAX = 2_000
+COQL_OFFSET_REACH = 100_000  # LIMIT/OFFSET paging reaches this far (v7 COQL limitations)
 COQL_IN_VALUES_MAX = 50
 NOTES_PER_CALL = 100
 USERS_PER_PAGE = 200

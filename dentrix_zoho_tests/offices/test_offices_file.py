@@ -117,6 +117,20 @@ def test_a_duplicate_office_id_is_rejected_with_both_lines(tmp_path: Path) -> No
     assert message.endswith("offices.yaml:8: duplicate office id 'north': also at line 2; each may appear once")
 
 
+def test_office_ids_that_differ_only_in_case_are_rejected(tmp_path: Path) -> None:
+    """Zoho's unique check and COQL `like` ignore case: b_1 and B_1 would share Source_System_IDs."""
+    message = error_of(tmp_path, """\
+        offices:
+          b_1:
+            dentrix: {url: "sqlite:///b1.db"}
+            time_zone: UTC
+          B_1:
+            dentrix: {url: "sqlite:///B1.db"}
+            time_zone: UTC
+        """)
+    assert "offices.yaml:5: office id 'B_1' differs from 'b_1' (line 2) only in case" in message
+
+
 def test_a_duplicated_key_inside_an_office_is_rejected_too(tmp_path: Path) -> None:
     message = error_of(tmp_path, "offices:\n  north:\n    dentrix: {url: 'sqlite:///a'}\n    time_zone: UTC\n"
                                  "    time_zone: America/Denver\n")
