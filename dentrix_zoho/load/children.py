@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dentrix_zoho.ledger import AuditEntry
 from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter, audit_code
 from dentrix_zoho.load.links import ParentIndex, resolve_links
+from dentrix_zoho.load.readback import run_concurrently
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.upserts import (
     Prepared,
@@ -71,15 +73,23 @@ class _Reconciler:
         self.claimed: set[str] = set()
         self._listing: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
+    def _list(self, parent: tuple[str, str]) -> list[dict[str, Any]]:
+        """One parent's children as Zoho lists them now (a read: any thread)."""
+        module, zoho_id = parent
+        if self.step.kind == "notes":
+            return list_parent_notes(self.ctx.client, module, zoho_id)
+        return self.ctx.client.list_attachments(module, zoho_id)
+
     def children(self, parent: tuple[str, str], fresh: bool) -> list[dict[str, Any]]:
         if fresh or parent not in self._listing:
-            module, zoho_id = parent
-            if self.step.kind == "notes":
-                rows = list_parent_notes(self.ctx.client, module, zoho_id)
-            else:
-                rows = self.ctx.client.list_attachments(module, zoho_id)
-            self._listing[parent] = rows
+            self._listing[parent] = self._list(parent)
         return self._listing[parent]
+
+    def list_fresh(self, parents: Sequence[tuple[str, str]]) -> None:
+        """List these parents' children again, ``calls_in_flight`` parents at a time."""
+        listings = run_concurrently([partial(self._list, parent) for parent in parents], self.ctx.calls_in_flight,
+                                    name="zoho-children")
+        self._listing.update(zip(parents, listings, strict=True))
 
     def find(self, items: Sequence[Prepared]) -> dict[int, RecordOutcome]:
         """Outcomes (by position in ``items``) for the ones found in Zoho."""
@@ -91,8 +101,11 @@ class _Reconciler:
         for i, item in enumerate(items):
             if item.resolved.parent is not None:
                 by_parent.setdefault(item.resolved.parent, []).append(i)
+        # The listings are reads and go at once; matching stays in order here, so that which row
+        # claims which child does not depend on which listing came back first.
+        self.list_fresh(list(by_parent))
         for parent, positions in by_parent.items():
-            listing = self.children(parent, fresh=True)
+            listing = self.children(parent, fresh=False)
             owned = set(self.ctx.ledger.by_zoho_ids(self.step.module, [str(c.get("id")) for c in listing]))
             for i in positions:
                 record = items[i].row.record

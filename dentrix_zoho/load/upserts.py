@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from dentrix_zoho import progress
@@ -43,6 +44,7 @@ from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.cross_office import split_for_merge
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
+from dentrix_zoho.load.readback import run_concurrently
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import (
@@ -61,6 +63,8 @@ DRY_RUN_ID = "dry-run"  # stands in for a Zoho id a dry run would have got
 # A batch carrying subform rows whose answer was lost is emptied and sent again in the same step at
 # most this many times; what is still in doubt then waits for the next run (which empties it first).
 RESEND_ROUNDS = 3
+# Pre-images read per worker before the chunk is saved: what an error loses to a re-read stays small.
+PRE_IMAGE_READS_PER_WORKER = 5
 
 
 def still_rejected(writer: LedgerWriter, rows: Sequence[ShapedRow]) -> set[str]:
@@ -137,13 +141,21 @@ def _pre_scan(ctx: LoadContext, module: str, unknown: list[str]) -> dict[str, di
 
 
 def save_pre_images(ctx: LoadContext, module: str, zoho_ids: Iterable[str], result: ModuleLoadResult) -> None:
-    """The full record (subforms included: only GET by id returns them) before this run changes it."""
-    for zoho_id in zoho_ids:
-        if ctx.ledger.pre_image(ctx.run_id, module, zoho_id) is not None:
-            continue  # this run already holds the state before its first write
-        full = ctx.client.get(module, zoho_id)
-        if full is not None and ctx.ledger.save_pre_image(ctx.run_id, module, zoho_id, full):
-            result.pre_images += 1
+    """The full record (subforms included: only GET by id returns them) before this run changes it.
+
+    One GET per record, ``calls_in_flight`` at a time; each chunk's records are saved on this thread
+    (the ledger's) before the next chunk is read, and all of them before the step's first write.
+    """
+    # A record this run already holds a pre-image of: that is the state before its first write.
+    wanted = [z for z in dict.fromkeys(zoho_ids) if ctx.ledger.pre_image(ctx.run_id, module, z) is None]
+    size = ctx.calls_in_flight * PRE_IMAGE_READS_PER_WORKER
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
+        records = run_concurrently([partial(ctx.client.get, module, zoho_id) for zoho_id in chunk],
+                                   ctx.calls_in_flight, name="zoho-pre-image")
+        for zoho_id, full in zip(chunk, records, strict=True):
+            if full is not None and ctx.ledger.save_pre_image(ctx.run_id, module, zoho_id, full):
+                result.pre_images += 1
 
 
 def classify_existing(ctx: LoadContext, module: str, unknown: list[str], result: ModuleLoadResult) -> _Known:
@@ -417,22 +429,35 @@ def clear_subforms(ctx: LoadContext, step: LoadStep, ready: list[Prepared], in_z
         return ready
     blocked: set[str] = set()
     size = ctx.options.batch_size
-    for start in range(0, len(existing), size):
-        chunk = existing[start : start + size]
-        writer.record_intent(step.module, [p.row.source_id for p in chunk])  # a write: its stamp is ours
-        outcomes = ctx.client.update(step.module, [{"id": in_zoho[p.row.source_id], **{n: [] for n in names}}
-                                                   for p in chunk], trigger=[])
-        done = {o.index for o in outcomes if o.ok}
-        blocked |= {p.row.source_id for i, p in enumerate(chunk) if i not in done}
-    for start in range(0, len(unseen), size):
-        chunk = unseen[start : start + size]
-        writer.record_intent(step.module, [p.row.source_id for p in chunk])
-        outcomes = ctx.client.upsert(step.module, [emptied(p.payload) for p in chunk],
-                                     duplicate_check_fields=[ctx.source_id_field(step.module)], trigger=[])
-        # A refusal is left to the upsert that follows: Zoho refuses it the same way and its answer
-        # quarantines the row with Zoho's reason. Only a lost answer or an outage holds the row back.
-        sent = {o.index: o for o in outcomes}
-        blocked |= {p.row.source_id for i, p in enumerate(chunk) if i not in sent or retryable_failure(sent[i])}
+    # (by id, chunk): records the ledger knows are emptied by id; those only announced, by key.
+    chunks = ([(True, existing[i : i + size]) for i in range(0, len(existing), size)]
+              + [(False, unseen[i : i + size]) for i in range(0, len(unseen), size)])
+
+    def send(batch: tuple[bool, list[Prepared]]) -> Sent:
+        by_id, chunk = batch
+        try:
+            if by_id:
+                return ctx.client.update(step.module, [{"id": in_zoho[p.row.source_id], **{n: [] for n in names}}
+                                                       for p in chunk], trigger=[]), None
+            return ctx.client.upsert(step.module, [emptied(p.payload) for p in chunk],
+                                     duplicate_check_fields=[ctx.source_id_field(step.module)], trigger=[]), None
+        except CreditsExhausted as exc:
+            return list(exc.outcomes), exc
+
+    def settle(batch: tuple[bool, list[Prepared]], sent: Sent, started: float) -> None:
+        by_id, chunk = batch
+        outcomes = {o.index: o for o in sent[0]}
+        if by_id:
+            blocked.update(p.row.source_id for i, p in enumerate(chunk) if i not in outcomes or not outcomes[i].ok)
+        else:
+            # A refusal is left to the upsert that follows: Zoho refuses it the same way and its answer
+            # quarantines the row with Zoho's reason. Only a lost answer or an outage holds the row back.
+            blocked.update(p.row.source_id for i, p in enumerate(chunk)
+                           if i not in outcomes or retryable_failure(outcomes[i]))
+
+    # Each chunk announced before it goes (a write: its stamp is ours), then ``calls_in_flight`` at once.
+    send_in_window(chunks, send, settle, window=ctx.calls_in_flight, name="load-subforms",
+                   before_send=lambda batch: writer.record_intent(step.module, [p.row.source_id for p in batch[1]]))
     if blocked:
         result.failed += len(blocked)
         result.codes["SUBFORM_NOT_EMPTIED"] = result.codes.get("SUBFORM_NOT_EMPTIED", 0) + len(blocked)
