@@ -9,64 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-import yaml
 
 from dentrix_zoho.ledger import Ledger
-from dentrix_zoho.source.synthetic import PracticeFiles, generate_practice
-from dentrix_zoho.zoho_emulator.testing import running_emulator
+from dentrix_zoho_tests.offices.office_org import OFFICES, office_org
 
 pytestmark = pytest.mark.slow
-
-OWNER = "office.manager@dental.example.com"
-OFFICES = {"north": (1, 7), "south": (2, 11)}  # office number and seed of each synthetic practice
 
 
 @pytest.fixture(scope="module")
 def dso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.Definitions, Path, Any]]:
-    base = tmp_path_factory.mktemp("dso_migration")
-    home = base / "home"
-    home.mkdir()
-    entries, emails = [], {OWNER}
-    for office_id, (number, seed) in OFFICES.items():
-        db = base / f"{office_id}.db"
-        generate_practice(db, scale="tiny", seed=seed, as_of=date(2026, 11, 1), office=number)
-        files = PracticeFiles(db)
-        providers = yaml.safe_load(files.provider_map.read_text(encoding="utf-8"))
-        providers["default_owner_email"] = OWNER
-        (base / f"{office_id}_providers.yaml").write_text(yaml.safe_dump(providers), encoding="utf-8")
-        emails |= {e for e in providers["providers"].values() if e}
-        entries.append(f"  {office_id}:\n    dentrix: {{url: 'sqlite:///{db}'}}\n"
-                       f"    image_dir: {files.images_dir}\n    provider_map: {base / (office_id + '_providers.yaml')}\n"
-                       "    time_zone: America/Chicago\n")
-    (home / "offices.yaml").write_text("offices:\n" + "".join(entries), encoding="utf-8")
-    users = base / "users.yaml"
-    users.write_text(yaml.safe_dump({"users": [
-        {"first_name": "User", "last_name": str(i), "email": e} for i, e in enumerate(sorted(emails))]}),
-        encoding="utf-8")
-    mp = pytest.MonkeyPatch()
-    with running_emulator(base / "zoho", users=1, extra_args=["--users-file", str(users)]) as emu:
-        for name in ("DENTRIX_SOURCE", "DENTRIX_OFFICE_ID", "DENTRIX_IMAGE_DIR", "DENTRIX_PROVIDER_MAP",
-                     "DENTRIX_OFFICES_FILE", "DENTRIX_ZOHO_LEDGER_URL", "ZOHO_DC"):
-            mp.delenv(name, raising=False)
-        for key, value in {
-            "DENTRIX_ZOHO_HOME": str(home), "DENTRIX_AS_OF": "2026-11-01", "ZOHO_EDITION": "enterprise",
-            "ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
-            "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
-            "ZOHO_REFRESH_TOKEN": emu.refresh_token,
-        }.items():
-            mp.setenv(key, value)
-        from dentrix_zoho.definitions import build_definitions
-
-        try:
-            yield build_definitions(), home, emu
-        finally:
-            mp.undo()
+    with office_org(tmp_path_factory.mktemp("dso_migration")) as org:
+        yield org.defs, org.home, org.emu
 
 
 def _source_ids(emu: Any) -> dict[str, dict[str, Any]]:

@@ -12,26 +12,18 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pytest
-import yaml
 
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.mapping import approve_spec
 from dentrix_zoho.org import POLICY_ENV
-from dentrix_zoho.source.synthetic import PracticeFiles, generate_practice
-from dentrix_zoho.zoho_emulator.testing import running_emulator
+from dentrix_zoho_tests.offices.office_org import OFFICES, office_org
 
-OWNER = "office.manager@dental.example.com"
-OFFICES = {"north": (1, 7), "south": (2, 11)}  # office number and seed of each synthetic practice
 PLANTED = 8  # south patients made the same people as north patients
 IDENTITY = ("lastname", "firstname", "birthdate", "gender", "pager", "emailaddr")
-ENV_CLEARED = ("DENTRIX_SOURCE", "DENTRIX_OFFICE_ID", "DENTRIX_IMAGE_DIR", "DENTRIX_PROVIDER_MAP",
-               "DENTRIX_OFFICES_FILE", "DENTRIX_ZOHO_LEDGER_URL", "ZOHO_DC")
 
 
 def plant_shared_patients(north: Path, south: Path, count: int) -> list[tuple[int, int]]:
@@ -76,41 +68,9 @@ class Dso:
 
 @contextmanager
 def dagster_org(base: Path) -> Iterator[Dso]:
-    home = base / "home"
-    home.mkdir()
-    entries, emails, dbs = [], {OWNER}, {}
-    for office_id, (number, seed) in OFFICES.items():
-        db = dbs[office_id] = base / f"{office_id}.db"
-        generate_practice(db, scale="tiny", seed=seed, as_of=date(2026, 11, 1), office=number)
-        files = PracticeFiles(db)
-        providers = yaml.safe_load(files.provider_map.read_text(encoding="utf-8"))
-        providers["default_owner_email"] = OWNER
-        (base / f"{office_id}_providers.yaml").write_text(yaml.safe_dump(providers), encoding="utf-8")
-        emails |= {e for e in providers["providers"].values() if e}
-        entries.append(f"  {office_id}:\n    dentrix: {{url: 'sqlite:///{db}'}}\n"
-                       f"    image_dir: {files.images_dir}\n    provider_map: {base / (office_id + '_providers.yaml')}\n"
-                       "    time_zone: America/Chicago\n")
-    plant_shared_patients(dbs["north"], dbs["south"], PLANTED)
-    (home / "offices.yaml").write_text("offices:\n" + "".join(entries), encoding="utf-8")
-    users = base / "users.yaml"
-    users.write_text(yaml.safe_dump({"users": [
-        {"first_name": "User", "last_name": str(i), "email": e} for i, e in enumerate(sorted(emails))]}),
-        encoding="utf-8")
-    with running_emulator(base / "zoho", users=1, extra_args=["--users-file", str(users)]) as emu, \
-            pytest.MonkeyPatch.context() as mp:
-        for name in ENV_CLEARED:
-            mp.delenv(name, raising=False)
-        for key, value in {
-            "DENTRIX_ZOHO_HOME": str(home), "DENTRIX_AS_OF": "2026-11-01", "ZOHO_EDITION": "enterprise",
-            POLICY_ENV: "merge",
-            "ZOHO_API_BASE": emu.base_url, "ZOHO_ACCOUNTS_URL": emu.base_url, "ZOHO_UPLOAD_URL": emu.base_url,
-            "ZOHO_CLIENT_ID": emu.client_id, "ZOHO_CLIENT_SECRET": emu.client_secret,
-            "ZOHO_REFRESH_TOKEN": emu.refresh_token,
-        }.items():
-            mp.setenv(key, value)
-        from dentrix_zoho.definitions import build_definitions
-
-        made = Dso(build_definitions(), home, emu, dbs)
+    with office_org(base, env={POLICY_ENV: "merge"},
+                    before_file=lambda dbs: plant_shared_patients(dbs["north"], dbs["south"], PLANTED)) as org:
+        made = Dso(org.defs, org.home, org.emu, org.dbs)
         made.instance.add_dynamic_partitions("offices", list(OFFICES))
         for office in OFFICES:
             assert made.run("stage_and_audit", office).success, office
