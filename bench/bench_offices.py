@@ -151,6 +151,29 @@ def _idle(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, float,
     return rows
 
 
+def _org_idle(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, float, float]]]) -> list[str]:
+    """The load wall's stretches with no call of any run in flight, and the steps the runs were in then."""
+    merged: list[list[float]] = []
+    for a, b in sorted((c["start"], c["start"] + (c["latency_ms"] or 0) / 1000) for c in calls):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    gaps = [(merged[i][1], merged[i + 1][0]) for i in range(len(merged) - 1)]
+    idle = sum(b - a for a, b in gaps)
+    wall = merged[-1][1] - merged[0][0] if merged else 0.0
+    during: dict[str, float] = {}
+    for a, b in gaps:
+        for spans in windows.values():
+            for step, start, end in spans:
+                overlap = min(b, end) - max(a, start)
+                if overlap > 0:
+                    during[step] = during.get(step, 0.0) + overlap
+    top = sorted(during, key=lambda k: -during[k])[:5]
+    return [f"no call of any run in flight: {idle:.0f}s of the {wall:.0f}s load wall ({idle / wall if wall else 0:.0%}); "
+            "the runs' steps then (run-seconds): " + ", ".join(f"{k} {during[k]:.0f}" for k in top)]
+
+
 def _calls(ledger_url: str) -> list[dict[str, Any]]:
     from datetime import datetime
 
@@ -278,6 +301,7 @@ def run(offices: int, latency_ms: float, dump: Path | None = None,
                  f"(target >= {TARGET_WALL_RATIO}); with the heavy cap ({heavy:,} writes of > 10 records at "
                  f"<= {HEAVY_CAP}) the bound is {heavy_bound_s:.0f}s, ratio {heavy_bound_s / load_s:.2f}")
     lines.append(f"mean calls in flight at the emulator during the load: {occupancy:.1f} of {EDITION_CONCURRENCY}")
+    lines.extend(_org_idle(calls, windows))
     if run_s:
         per_run: dict[str, list[float]] = {}
         for c in calls:
