@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from dentrix_zoho.zoho import ApiCallEvent, ZohoClient, ZohoConfig
+from dentrix_zoho.zoho.org_limits import OrgLimits, close_shared_org_limits
+from dentrix_zoho.zoho.transport import CallSpec
 
 SOURCE_ID_FIELD = {
     "field_label": "Source System ID",
@@ -114,3 +117,53 @@ class Kit:
 @pytest.fixture
 def kit() -> type[Kit]:
     return Kit
+
+
+# --- the org's shared limits (test_org_limits*.py) -----------------------------------------------
+
+USERS = CallSpec(method="GET", path_template="/crm/v8/users", params={"type": "ActiveUsers"}, credits=1)
+
+
+class FakeClock:
+    """One clock for every member; a sleep moves it on (no real waiting), so a minute or a 24 h
+    window passes at once. ``slept`` keeps each pause."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += seconds
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def org_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The org's database: a fresh one on the session's PostgreSQL server, or a SQLite file."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'org.sqlite'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def make_limits() -> Iterator[Callable[..., OrgLimits]]:
+    """``make(url, org, **settings)``: one member of the org (a process's limits), closed after the test."""
+    made: list[OrgLimits] = []
+
+    def make(url: str, org: str = "org1", **kwargs: Any) -> OrgLimits:
+        settings: dict[str, Any] = {"concurrency": 6, "heavy_cap": 3, "lease_seconds": 30.0, "sync_seconds": 0.2}
+        settings.update(kwargs)
+        limits = OrgLimits(url, org, **settings)
+        made.append(limits)
+        return limits
+
+    yield make
+    for limits in made:
+        limits.close()
+    close_shared_org_limits()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,53 +20,11 @@ from dentrix_zoho.zoho.org_limits import (
     OrgLimitsUnavailable,
     close_shared_org_limits,
 )
-from dentrix_zoho_tests.zoho_client.conftest import emulator_settings
-from dentrix_zoho.zoho.transport import CallSpec, Transport
+from dentrix_zoho_tests.zoho_client.conftest import USERS, FakeClock, emulator_settings
+from dentrix_zoho.zoho.transport import Transport
 
 pytest.importorskip("psycopg")
 
-USERS = CallSpec(method="GET", path_template="/crm/v8/users", params={"type": "ActiveUsers"}, credits=1)
-
-
-class FakeClock:
-    """Time for the credit window: a pause's sleep moves it on, so a 24 h window passes at once."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            self.now += seconds
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def org_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'org.sqlite'}"
-    return str(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture
-def make_limits() -> Iterator[Callable[..., OrgLimits]]:
-    made: list[OrgLimits] = []
-
-    def make(url: str, org: str = "org1", **kwargs: Any) -> OrgLimits:
-        settings: dict[str, Any] = {"concurrency": 6, "heavy_cap": 3, "lease_seconds": 30.0, "sync_seconds": 0.2}
-        settings.update(kwargs)
-        limits = OrgLimits(url, org, **settings)
-        made.append(limits)
-        return limits
-
-    yield make
-    for limits in made:
-        limits.close()
-    close_shared_org_limits()
 
 
 def _hammer(members: list[OrgLimits], threads_each: int, calls_each: int, hold_s: float) -> tuple[int, int]:

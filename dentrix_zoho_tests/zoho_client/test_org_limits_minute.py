@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +28,17 @@ from dentrix_zoho.zoho.org_limits import (
     START_ALLOWANCE_S,
     OrgLimits,
     OrgLimitsUnavailable,
-    close_shared_org_limits,
 )
 from dentrix_zoho.zoho.throttle import MinuteRateLimiter
-from dentrix_zoho.zoho.transport import CallSpec, Transport
-from dentrix_zoho_tests.zoho_client.conftest import emulator_settings
+from dentrix_zoho.zoho.transport import Transport
+from dentrix_zoho_tests.zoho_client.conftest import USERS, FakeClock, emulator_settings
 
 pytest.importorskip("psycopg")
 
 CEILING = 30
-USERS = CallSpec(method="GET", path_template="/crm/v8/users", params={"type": "ActiveUsers"}, credits=1)
 WORKER = Path(__file__).with_name("org_limits_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 WARP = 20.0  # real time x 20: a minute in 3 s
-
-
-class FakeClock:
-    """One clock for every member; a sleep moves it on (no real waiting)."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -69,30 +50,6 @@ def most_in_any_window(times: list[float], window: float) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def org_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'org.sqlite'}"
-    return str(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture
-def make_limits() -> Iterator[Callable[..., OrgLimits]]:
-    made: list[OrgLimits] = []
-
-    def make(url: str, org: str = "org1", **kwargs: Any) -> OrgLimits:
-        settings: dict[str, Any] = {"concurrency": 6, "heavy_cap": 3, "sync_seconds": 0.2}
-        settings.update(kwargs)
-        limits = OrgLimits(url, org, **settings)
-        made.append(limits)
-        return limits
-
-    yield make
-    for limits in made:
-        limits.close()
-    close_shared_org_limits()
 
 
 def _start_many(members: list[OrgLimits], threads_each: int, starts_each: int) -> dict[int, list[float]]:
