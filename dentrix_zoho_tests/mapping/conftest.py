@@ -173,3 +173,24 @@ def office_id() -> str:
 @pytest.fixture
 def as_of() -> dt.date:
     return AS_OF
+
+
+# --- the approval tests: a copy of the repository's spec to change ----------------------------------
+
+
+@pytest.fixture
+def spec_copy(tmp_path: Path) -> Path:
+    from dentrix_zoho.mapping.spec import repo_spec_dir
+
+    path = tmp_path / "spec.yaml"
+    path.write_bytes((repo_spec_dir() / "dentrix_to_zoho.yaml").read_bytes())
+    return path
+
+
+def edit_leads_window(path: Path, months: int) -> None:
+    """A change to what the map does (its content hash changes): the Leads window of the routing."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["routing"]["leads_window_months"] = months
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")

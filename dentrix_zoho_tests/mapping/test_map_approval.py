@@ -11,20 +11,7 @@ from click.testing import CliRunner
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.mapping import approval_status, approve_spec, is_current_spec_approved, spec_hash
 from dentrix_zoho.mapping.cli import map_group
-from dentrix_zoho.mapping.spec import repo_spec_dir
-
-
-@pytest.fixture
-def spec_copy(tmp_path: Path) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_bytes((repo_spec_dir() / "dentrix_to_zoho.yaml").read_bytes())
-    return path
-
-
-def _edit(path: Path, months: int) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["routing"]["leads_window_months"] = months
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+from dentrix_zoho_tests.mapping.conftest import edit_leads_window
 
 
 def test_lifecycle(tmp_path: Path, spec_copy: Path) -> None:
@@ -39,7 +26,7 @@ def test_lifecycle(tmp_path: Path, spec_copy: Path) -> None:
         assert is_current_spec_approved(ledger, spec_copy), "a comment does not change the map"
 
         original = spec_copy.read_text(encoding="utf-8")
-        _edit(spec_copy, 24)
+        edit_leads_window(spec_copy, 24)
         status = approval_status(ledger, spec_copy)
         assert not status.approved and status.spec_hash != digest
 
@@ -66,7 +53,7 @@ def test_cli_show_approve_show(tmp_path: Path, spec_copy: Path) -> None:
     approved = runner.invoke(map_group, ["approve", "--spec", str(spec_copy), "--by", "Dr. Avery"], env=env)
     assert approved.exit_code == 0, approved.output
     assert "approved: yes" in runner.invoke(map_group, ["show", "--spec", str(spec_copy)], env=env).output
-    _edit(spec_copy, 12)
+    edit_leads_window(spec_copy, 12)
     assert "approved: NO" in runner.invoke(map_group, ["show", "--spec", str(spec_copy)], env=env).output
     missing = runner.invoke(map_group, ["approve", "--spec", str(spec_copy)], env=env)
     assert missing.exit_code != 0 and "--by" in missing.output

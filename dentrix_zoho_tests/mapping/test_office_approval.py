@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, inspect, select, update
 
@@ -20,22 +19,9 @@ from dentrix_zoho.cli import main
 from dentrix_zoho.ledger import Ledger
 from dentrix_zoho.ledger import schema as s
 from dentrix_zoho.mapping import approval_status, approve_spec, is_current_spec_approved, spec_hash
-from dentrix_zoho.mapping.spec import repo_spec_dir
+from dentrix_zoho_tests.mapping.conftest import edit_leads_window
 
 NORTH, SOUTH = "north", "south"
-
-
-@pytest.fixture
-def spec_copy(tmp_path: Path) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_bytes((repo_spec_dir() / "dentrix_to_zoho.yaml").read_bytes())
-    return path
-
-
-def _edit(path: Path, months: int) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["routing"]["leads_window_months"] = months
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -80,7 +66,7 @@ def test_a_changed_spec_voids_both_kinds_and_reverting_restores_them(ledger_url:
         approve_spec(ledger, "Dr. Avery", spec_copy)
         approve_spec(ledger, "Pat Reviewer", spec_copy, office_id=NORTH)
         original = spec_copy.read_text(encoding="utf-8")
-        _edit(spec_copy, 24)
+        edit_leads_window(spec_copy, 24)
         for office in (NORTH, SOUTH, None):
             assert not is_current_spec_approved(ledger, spec_copy, office_id=office), office
         approve_spec(ledger, "Pat Reviewer", spec_copy, office_id=SOUTH)  # the new map, reviewed on south
@@ -214,7 +200,7 @@ def test_cli_approves_one_office_then_every_office(offices_env: Path, spec_copy:
     assert "approved: yes for every office (approval for every office by Dr. Avery" in out
     assert "approvals of this hash: 2" in out and "  north  yes for office north (the office's own approval" in out
 
-    _edit(spec_copy, 30)
+    edit_leads_window(spec_copy, 30)
     code, out = _cli("map", "show", "--spec", spec)
     assert "approved: NO for every office" in out and "approvals of this hash" not in out
     assert "  north  NO" in out and "  south  NO" in out
