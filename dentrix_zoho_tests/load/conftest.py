@@ -206,14 +206,7 @@ def build_small_world(path: Path, files: Path, *, tweak: Callable[[dict[str, lis
     }
     if tweak is not None:
         tweak(tables)
-    con = duckdb.connect(str(path))
-    try:
-        ensure_tables(con)
-        for table, rows in tables.items():
-            replace_office_rows(con, table, OFFICE, rows)
-    finally:
-        con.close()
-    return path
+    return write_shaped_tables(path, OFFICE, tables)
 
 
 def canonical(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -279,3 +272,15 @@ def copy_duckdb(tmp_path: Path) -> Callable[[Path], Path]:
         return target
 
     return copy
+
+
+def write_shaped_tables(path: Path, office: str, tables: dict[str, list[dict[str, Any]]]) -> Path:
+    """The office's rows of each shaped table (``zoho_shaped.<table>``) in the DuckDB at ``path``."""
+    con = duckdb.connect(str(path))
+    try:
+        ensure_tables(con)
+        for table, rows in tables.items():
+            replace_office_rows(con, table, office, rows)
+    finally:
+        con.close()
+    return path

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from dentrix_zoho.ledger import Ledger
@@ -24,10 +23,10 @@ from dentrix_zoho.load import LoadContext, LoadOptions, load_all, resolve_owners
 from dentrix_zoho.load.reconcile import reconcile_zoho_counts
 from dentrix_zoho.load.zoho_reads import COQL_LOOKUP_MAX, choose_notes_read, office_scan_calls, scan_office
 from dentrix_zoho.mapping import load_spec
-from dentrix_zoho.mapping.outputs import ensure_tables, replace_office_rows, row_hash
+from dentrix_zoho.mapping.outputs import row_hash
 from dentrix_zoho.plan.counts import count_migration
 from dentrix_zoho.plan.estimate import EstimateInputs, estimate_phases
-from dentrix_zoho_tests.load.conftest import client_for, provider_map
+from dentrix_zoho_tests.load.conftest import client_for, provider_map, write_shaped_tables
 
 NORTH, SOUTH = "north", "south"
 COQL = "POST /crm/v8/coql"
@@ -67,14 +66,7 @@ def _write_shaped(path: Path, office: str, *, patients: int, events: int, notes:
         "events": [_event(office, 1_000 + n, 1 + n % patients) for n in range(events)],
         "notes": [_note(office, 100_000 * patid + n, patid) for patid, k in notes.items() for n in range(k)],
     }
-    con = duckdb.connect(str(path))
-    try:
-        ensure_tables(con)
-        for table, rows in tables.items():
-            replace_office_rows(con, table, office, rows)
-    finally:
-        con.close()
-    return path
+    return write_shaped_tables(path, office, tables)
 
 
 class Org:

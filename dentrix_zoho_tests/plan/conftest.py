@@ -11,7 +11,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from dentrix_zoho.mapping.outputs import ensure_tables, replace_office_rows, row_hash
+from dentrix_zoho.mapping.outputs import row_hash
+from dentrix_zoho_tests.load.conftest import write_shaped_tables
 
 OFFICE = "office-1"
 AS_OF = dt.date(2026, 11, 1)
@@ -67,14 +68,7 @@ def build_office(path: Path, files: Path, *, extra_notes: int = 0) -> Path:
                 file_path=str(files / "big.tif"), size_bytes=25_000_000, file_status="over_limit", parent=parent(1)),
         ],
     }
-    con = duckdb.connect(str(path))
-    try:
-        ensure_tables(con)
-        for table, rows in tables.items():
-            replace_office_rows(con, table, OFFICE, rows)
-    finally:
-        con.close()
-    return path
+    return write_shaped_tables(path, OFFICE, tables)
 
 
 PATIENT_WORDS = ("Guarantorsen", "Gailvira", "Minorsky", "Maximilio", "Solowitz", "Samwisel", "Perio charting",
