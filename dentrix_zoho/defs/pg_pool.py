@@ -39,40 +39,30 @@ def pooled_engine(storage: Any) -> sqlalchemy.engine.Engine:
     return engine
 
 
-def _from_config(cls: Any, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
-    # The parents' from_config_value build the parent class by name, not ``cls``.
-    return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
-               should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-               token_provider=get_token_provider_from_config(config_value))
+class _Pooled:
+    """Mixed in before a dagster-postgres storage: its engine pooled once the storage is built."""
 
+    _engine: sqlalchemy.engine.Engine
 
-class PooledPostgresRunStorage(PostgresRunStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._engine = pooled_engine(self)
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> PooledPostgresRunStorage:
-        return _from_config(cls, inst_data, config_value)  # type: ignore[no-any-return]
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
+        # The parents' from_config_value build the parent class by name, not ``cls``.
+        return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
+                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                   token_provider=get_token_provider_from_config(config_value))
 
 
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._engine = pooled_engine(self)
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: Any) -> PooledPostgresEventLogStorage:
-        return _from_config(cls, inst_data, config_value)  # type: ignore[no-any-return]
+class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
+    pass
 
 
-class PooledPostgresScheduleStorage(PostgresScheduleStorage):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._engine = pooled_engine(self)
+class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
+    pass
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: Any) -> PooledPostgresScheduleStorage:
-        return _from_config(cls, inst_data, config_value)  # type: ignore[no-any-return]
+
+class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
+    pass
