@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import dagster as dg
 
+from dentrix_zoho.defs.offices import PARTITION_TAG  # the office, with an offices file
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 FAILURE_SENSOR = "ledger_run_failure_sensor"
 CANCELED_SENSOR = "ledger_run_canceled_sensor"
-PARTITION_TAG = "dagster/partition"  # the office, with an offices file
 
 
 def _close(context: dg.RunStatusSensorContext, workspace: WorkspaceResource, status: str) -> None:
