@@ -10,12 +10,20 @@ import pytest
 import yaml
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.run_coordinator import QueuedRunCoordinator
-from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
-
+from dentrix_zoho.defs.pg_pool import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+)
 from dentrix_zoho_tests.instance.conftest import LOCAL_YAML
 from dentrix_zoho_tests.instance.queue_defs import OFFICE_TAG, pooled_asset
 
 ONE_PER_OFFICE = {"applyLimitPerUniqueValue": True}
+POOLED = {
+    "run_storage": PooledPostgresRunStorage,
+    "event_log_storage": PooledPostgresEventLogStorage,
+    "schedule_storage": PooledPostgresScheduleStorage,
+}
 
 
 def _libpq(env: dict[str, str]) -> str:
@@ -26,21 +34,27 @@ def _libpq(env: dict[str, str]) -> str:
 
 
 def test_the_shipped_file_keeps_no_password() -> None:
-    storage = yaml.safe_load(LOCAL_YAML.read_text())["storage"]["postgres"]["postgres_db"]
-    assert storage["password"] == {"env": "DAGSTER_PG_PASSWORD"}
-    assert all(isinstance(value, dict) and set(value) == {"env"} for key, value in storage.items() if key != "scheme")
+    config = yaml.safe_load(LOCAL_YAML.read_text())
+    assert "storage" not in config  # it would stand beside the three storages below
+    for key, cls in POOLED.items():
+        assert (config[key]["module"], config[key]["class"]) == (cls.__module__, cls.__name__)
+        storage = config[key]["config"]["postgres_db"]
+        assert storage["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+        assert storage["scheme"] == "postgresql+psycopg2"
+        assert all(isinstance(value, dict) and set(value) == {"env"} for k, value in storage.items() if k != "scheme")
 
 
 def test_runs_events_and_pool_slots_are_stored_in_postgresql(local_home: Path, pg_env: dict[str, str]) -> None:
     with dg.DagsterInstance.from_config(str(local_home)) as instance:
-        assert isinstance(instance.run_storage, PostgresRunStorage)
-        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
-        assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+        # The shipped file builds the pooled storages (dentrix_zoho/defs/pg_pool.py), not plain dagster-postgres.
+        for key, cls in POOLED.items():
+            assert type(getattr(instance, key)) is cls, (key, type(getattr(instance, key)))
         result = dg.materialize([pooled_asset], instance=instance, tags={OFFICE_TAG: "A"})
         assert result.success
         # The asset's pool took a slot in PostgreSQL, under the file's default limit.
         pool = instance.event_log_storage.get_concurrency_info("duckdb_writer")
         assert (pool.slot_count, pool.using_default_limit, pool.claimed_slots) == (1, True, [])
+        ref = instance.get_ref()
 
     # What another process (the daemon, the UI) sees: the rows themselves, read with plain SQL.
     with psycopg.connect(_libpq(pg_env)) as conn:
@@ -53,6 +67,11 @@ def test_runs_events_and_pool_slots_are_stored_in_postgresql(local_home: Path, p
     assert run is not None and run[0] == "SUCCESS" and OFFICE_TAG in run[1]
     # Dagster stores run start/success under their legacy names in the event log table.
     assert events["PIPELINE_START"] == events["PIPELINE_SUCCESS"] == events["ASSET_MATERIALIZATION"] == 1
+
+    # A run process gets the instance by reference: the same pooled storages.
+    with dg.DagsterInstance.from_ref(ref) as by_ref:
+        for key, cls in POOLED.items():
+            assert type(getattr(by_ref, key)) is cls, (key, type(getattr(by_ref, key)))
 
     # A new instance from the same file reads the same run back.
     with dg.DagsterInstance.from_config(str(local_home)) as again:
