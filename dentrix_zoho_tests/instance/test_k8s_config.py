@@ -1,6 +1,6 @@
 """deploy/k8s: as far as a machine without a cluster can check it.
 
-- the instance file loads as shipped against a real PostgreSQL (storage, queue limits), and its run
+- the instance file loads as shipped against a real PostgreSQL (the pooled storages, queue limits), and its run
   launcher is Dagster's K8sRunLauncher configured for in-cluster credentials;
 - the launcher's own config is accepted by dagster-k8s (only the credentials swapped for a
   kubeconfig that points nowhere, since there is no cluster), and the Kubernetes Job it would submit
@@ -26,9 +26,13 @@ from dagster._serdes import ConfigurableClassData
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import construct_dagster_k8s_job, get_job_name_from_run_id
-from dagster_postgres import PostgresRunStorage
 from kubernetes.config.config_exception import ConfigException
 
+from dentrix_zoho.defs.pg_pool import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+)
 from dentrix_zoho_tests.instance.conftest import K8S_DIR
 from dentrix_zoho_tests.instance.queue_defs import OFFICE_TAG
 
@@ -76,7 +80,10 @@ def launcher(tmp_path: Path) -> K8sRunLauncher:
 
 def test_the_instance_loads_on_postgresql_with_the_office_queue_and_an_in_cluster_launcher(k8s_home: Path) -> None:
     with dg.DagsterInstance.from_config(str(k8s_home)) as instance:
-        assert isinstance(instance.run_storage, PostgresRunStorage)
+        # The pooled storages (dentrix_zoho/defs/pg_pool.py), as in deploy/local/dagster.yaml.
+        assert type(instance.run_storage) is PooledPostgresRunStorage
+        assert type(instance.event_log_storage) is PooledPostgresEventLogStorage
+        assert type(instance.schedule_storage) is PooledPostgresScheduleStorage
         instance.get_runs()  # the tables exist and answer
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
@@ -161,6 +168,8 @@ def test_the_helm_values_say_what_the_instance_file_says() -> None:
     assert values["global"]["postgresqlSecretName"] == ours["postgres_password_secret"]
     assert values["global"]["serviceAccountName"] == ours["service_account_name"]
     assert values["postgresql"]["enabled"] is False  # the group's own server, as in the instance file
+    # The chart renders dagster-postgres' own storage classes (it has no key for others), on the same driver.
+    assert values["postgresql"]["postgresqlScheme"] == instance["run_storage"]["config"]["postgres_db"]["scheme"]
 
     daemon = values["dagsterDaemon"]
     assert daemon["runMonitoring"]["startTimeoutSeconds"] == instance["run_monitoring"]["start_timeout_seconds"]
