@@ -25,7 +25,7 @@ from dentrix_zoho.mapping.outputs import OUTPUT_SCHEMA
 from dentrix_zoho.mapping.records import STAGING_REJECT
 from dentrix_zoho.mapping.spec import MappingSpec, load_spec
 from dentrix_zoho.source.catalog import CATALOG
-from dentrix_zoho.staging.rejects import office_rejects
+from dentrix_zoho.staging.rejects import CLEANED_REASONS, STAGING_CLEANED, office_rejects
 
 COLUMNS = ("object", "source_id", "field", "value_class", "reason", "stage", "action")
 
@@ -47,6 +47,8 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
                      "not applied: compare the two and keep one (re-run with human edits set to overwrite to apply Dentrix's)"),
     (STAGING_REJECT, "Dentrix holds a value its column's type cannot hold: fix the value in Dentrix, re-stage, "
                      "then run the delta load"),
+    (STAGING_CLEANED, "nothing to do: staging removed characters that are never text (control or invisible "
+                      "formatting characters) and migrated the rest of the value; listed so the change is on record"),
     ("note_too_long", "the note is longer than Zoho allows: shorten it, or set notes.overflow to split in the map"),
     (DUPLICATE_SOURCE_KEY, "several Dentrix rows hold this one key (a conversion or a copied table left them): keep "
                            "one in Dentrix (delete or renumber the others), re-stage, then run the delta load; none "
@@ -117,15 +119,26 @@ _REJECT_WORDS = {
     "invalid_encoding": "is not readable text (another encoding, or binary)",
     "control_characters": "holds control characters",
     "too_long": "is longer than the column allows",
+    "control_characters_removed": "held control characters",
+    "invisible_characters_removed": "held invisible formatting characters (zero-width or bidi)",
 }
 
 
 def staging_reject_rows(con: Any, office_id: str) -> list[dict[str, str]]:
-    """Plan rows for the values staging could not convert, each with what a person should do."""
+    """Plan rows for the values staging could not convert, each with what a person should do, and
+    for the values it cleaned (``staging_cleaned:<reason>``: staged less control or invisible
+    characters, nothing to do; listed so the change is on record)."""
     out = []
-    for r in office_rejects(con, office_id):
+    for r in office_rejects(con, office_id, cleaned=True):
         obj, column, reason = r["object_name"], r["column_name"], r["reason"]
         what = _REJECT_WORDS.get(reason, "could not be read")
+        if reason in CLEANED_REASONS:
+            out.append({"object": obj, "source_id": _reject_source_id(office_id, obj, r["source_key"]),
+                        "field": column, "value_class": r["value_class"] or "",
+                        "reason": f"{STAGING_CLEANED}:{reason}", "stage": "staging",
+                        "action": f"nothing to do: the value of {obj}.{column} {what}, which staging removed; "
+                                  "the rest of the value was migrated"})
+            continue
         if r["whole_row"]:
             sid = f"{office_id}:{obj}:(unidentified row)"
             action = (f"a row whose key column {column} {what} could not be identified and was not staged: "
@@ -207,7 +220,9 @@ def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, re
            "|---|---|---|---|---|---|"]
     md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} | "
            f"{_cell(r['reason'])} | {r['stage']} |" for r in rows]
-    staged = [r for r in rows if r["stage"] == "staging"]
+    staging = [r for r in rows if r["stage"] == "staging"]
+    cleaned = [r for r in staging if r["reason"].startswith(f"{STAGING_CLEANED}:")]
+    staged = [r for r in staging if not r["reason"].startswith(f"{STAGING_CLEANED}:")]
     if staged:
         md += ["", "## Values staging could not read", "",
                "Each was staged as empty; the record was held back or sent without the field, as its "
@@ -215,6 +230,12 @@ def write_remigration_plan(duckdb_path: Path, ledger: Ledger, office_id: str, re
                "|---|---|---|---|---|"]
         md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} "
                f"| {_cell(r['action'])} |" for r in staged]
+    if cleaned:
+        md += ["", "## Values staging cleaned", "",
+               "Each was staged and migrated less its control or invisible characters; nothing to do.", "",
+               "| object | source id | column | value class | reason |", "|---|---|---|---|---|"]
+        md += [f"| {_cell(r['object'])} | {_cell(r['source_id'])} | {_cell(r['field'])} | {_cell(r['value_class'])} "
+               f"| {_cell(r['reason'])} |" for r in cleaned]
     write_private(plan.markdown_path, "\n".join(md) + "\n")
     return plan
 

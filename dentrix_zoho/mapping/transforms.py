@@ -5,6 +5,19 @@ A value that cannot be made valid comes back with ``problem`` set (a reason
 code, never the value); a value that was defaulted or altered comes back with
 ``flag`` set. The caller decides, per field and by the spec, whether a
 problem holds the record back or drops the field; nothing is changed silently.
+
+Invisible formatting characters (zero-width space/joiners, LRM/RLM, word joiner, a BOM inside
+text, bidi embeddings, overrides and isolates; ``staging.rejects.INVISIBLE_CHARACTERS``) are
+taken out by staging already, which names each value it cleaned (``invisible_characters_removed``
+in the audit and the re-migration plan): every reader of the staged snapshot, duplicate checks
+included, then compares the clean value. The identity transforms (``text``, ``name``,
+``split_name``, ``phone``, ``email``) remove them again, before any test, so a value that reaches a
+transform another way (a snapshot staged before staging cleaned, a template's constant text) is
+held to the same rule: an e-mail or phone is validated as it will be sent, without them, and a
+value that had some comes back flagged ``invisible_characters_removed`` (the shaping ``flags``
+count it). ``textarea`` (notes, descriptions, addresses) removes only the bidi controls
+(``staging.rejects.BIDI_CONTROLS``: they can make a note display otherwise than it reads) and
+keeps ZWJ/ZWNJ, which emoji sequences and Indic or Persian spelling need, and LRM/RLM.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from email_validator import EmailNotValidError, validate_email
 from nameparser import HumanName
 
 from dentrix_zoho.mapping.spec import MappingSpec, ValueMap
+from dentrix_zoho.staging.rejects import BIDI_CONTROLS, INVISIBLE_CHARACTERS
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,21 @@ def _blank(value: Any) -> bool:
 
 
 _SPACES = re.compile(r"\s+")
+INVISIBLE_REMOVED = "invisible_characters_removed"
+
+
+def _visible(value: Any, pattern: re.Pattern[str] = INVISIBLE_CHARACTERS) -> tuple[str, str | None]:
+    """The text without invisible formatting characters, and the flag when some were removed."""
+    raw = str(value)
+    out = pattern.sub("", raw)
+    return out, (INVISIBLE_REMOVED if out != raw else None)
+
+
+def _flagged(outcome: Outcome, flag: str | None) -> Outcome:
+    """``outcome`` with ``flag`` unless it has a problem or a flag of its own already."""
+    if flag is None or outcome.problem is not None or outcome.flag is not None or outcome.value is None:
+        return outcome
+    return Outcome(outcome.value, flag=flag)
 
 
 def _case(text: str, case: str | None) -> str:
@@ -87,21 +116,26 @@ def _case(text: str, case: str | None) -> str:
 
 @transform("text")
 def text(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
-    """Trim, collapse runs of whitespace, optional case."""
+    """Trim, collapse runs of whitespace, optional case; invisible formatting characters removed."""
     if _blank(value):
         return Outcome(None)
-    out = str(value).strip()
+    visible, flag = _visible(value)
+    out = visible.strip()
+    if not out:
+        return Outcome(None)
     if args.get("collapse", True):
         out = _SPACES.sub(" ", out)
-    return Outcome(_case(out, args.get("case")))
+    return _flagged(Outcome(_case(out, args.get("case"))), flag)
 
 
 @transform("textarea")
 def textarea(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
-    """Trim the ends, keep line breaks (normalised to \\n)."""
+    """Trim the ends, keep line breaks (normalised to \\n); bidi controls removed, ZWJ kept."""
     if _blank(value):
         return Outcome(None)
-    return Outcome(str(value).replace("\r\n", "\n").replace("\r", "\n").strip())
+    visible, flag = _visible(value, BIDI_CONTROLS)
+    out = visible.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return _flagged(Outcome(out or None), flag)
 
 
 def _fix_case(part: str) -> str:
@@ -116,15 +150,18 @@ def _fix_case(part: str) -> str:
 
 @transform("name")
 def name(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
-    """One personal-name part: trimmed, casing fixed when typed all upper/lower."""
+    """One personal-name part: trimmed, casing fixed when typed all upper/lower, invisible characters removed."""
     if _blank(value):
         return Outcome(None)
-    raw = _SPACES.sub(" ", str(value).strip())
+    visible, flag = _visible(value)
+    raw = _SPACES.sub(" ", visible.strip())
+    if not raw:
+        return Outcome(None)
     if any(ch.isdigit() for ch in raw):
         return Outcome(None, problem="name_contains_digits")
     if not any(ch.isalpha() for ch in raw):
         return Outcome(None, problem="name_without_letters")
-    return Outcome(_fix_case(raw) if args.get("fix_case", True) else raw)
+    return _flagged(Outcome(_fix_case(raw) if args.get("fix_case", True) else raw), flag)
 
 
 @transform("split_name")
@@ -135,7 +172,10 @@ def split_name(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
     part = args.get("part", "last")
     if part not in {"first", "last", "middle"}:
         raise ValueError(f"split_name: part must be first, last or middle, not {part!r}")
-    raw = _SPACES.sub(" ", str(value).strip())
+    visible, flag = _visible(value)
+    raw = _SPACES.sub(" ", visible.strip())
+    if not raw:
+        return Outcome(None)
     if "," in raw:  # Dentrix writes 'LAST, FIRST MIDDLE'
         last, rest = (p.strip() for p in raw.split(",", 1))
         given = HumanName(rest)
@@ -148,7 +188,7 @@ def split_name(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
     piece = pieces[part]
     if not piece:
         return Outcome(None)
-    return name(piece, {}, ctx)
+    return _flagged(name(piece, {}, ctx), flag)
 
 
 @transform("phone")
@@ -157,8 +197,11 @@ def phone(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
     if _blank(value):
         return Outcome(None)
     region = str(args.get("region", ctx.phone_region))
+    visible, flag = _visible(value)  # validated as it is sent: without them
+    if not visible.strip():
+        return Outcome(None)
     try:
-        number = phonenumbers.parse(str(value).strip(), region)
+        number = phonenumbers.parse(visible.strip(), region)
     except phonenumbers.NumberParseException:
         return Outcome(None, problem="phone_unparseable")
     check = args.get("check", "valid")
@@ -171,19 +214,22 @@ def phone(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
         return Outcome(None, problem="phone_invalid")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     # E.164 has no extension; keep the office's extension rather than lose it.
-    return Outcome(f"{e164} x{number.extension}" if number.extension else e164)
+    return _flagged(Outcome(f"{e164} x{number.extension}" if number.extension else e164), flag)
 
 
 @transform("email")
 def email(value: Any, args: Mapping[str, Any], ctx: Context) -> Outcome:
-    """Syntax only (no DNS); the domain is lower-cased."""
+    """Syntax only (no DNS); the domain is lower-cased; validated without invisible characters."""
     if _blank(value):
         return Outcome(None)
+    visible, flag = _visible(value)
+    if not visible.strip():
+        return Outcome(None)
     try:
-        result = validate_email(str(value).strip(), check_deliverability=False)
+        result = validate_email(visible.strip(), check_deliverability=False)
     except EmailNotValidError:
         return Outcome(None, problem="email_invalid")
-    return Outcome(result.normalized)
+    return _flagged(Outcome(result.normalized), flag)
 
 
 _DATE_TEXT = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})")

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from dentrix_zoho.source.catalog import CATALOG, ClaimStatus, RscType
-from dentrix_zoho.staging.rejects import REJECTS_TABLE, rejects_exist
+from dentrix_zoho.staging.rejects import CLEANED_REASONS, REJECTS_TABLE, rejects_exist
 from dentrix_zoho.staging.store import META_SCHEMA, STAGING_SCHEMA
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
@@ -43,6 +43,8 @@ class AuditResult:
     findings: dict[str, Finding]
     # Values staging could not convert, per object, column and reason (``staging.rejects``).
     rejects: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # Values staged cleaned of control or invisible characters, the same way (``rejects.CLEANED_REASONS``).
+    cleaned: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def rejects_by_object(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -96,29 +98,37 @@ def version_signals(con: duckdb.DuckDBPyConnection, counts: Mapping[str, int]) -
     return signals
 
 
-def reject_counts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], int]:
-    """Rejected values per (object, column, reason); a row whose key did not convert counts under the key."""
+_CLEANED = "reason IN (" + ", ".join(f"'{r}'" for r in CLEANED_REASONS) + ")"
+
+
+def reject_counts(con: duckdb.DuckDBPyConnection, *, cleaned: bool = False) -> dict[tuple[str, str, str], int]:
+    """Rejected values per (object, column, reason); a row whose key did not convert counts under the key.
+
+    ``cleaned``: the values staged cleaned instead (not NULL), counted the same way.
+    """
     if not rejects_exist(con):
         return {}
     return {
         (obj, column, reason): int(n)
         for obj, column, reason, n in con.execute(
-            f"SELECT object_name, column_name, reason, count(*) FROM {REJECTS_TABLE} GROUP BY ALL ORDER BY ALL"
+            f"SELECT object_name, column_name, reason, count(*) FROM {REJECTS_TABLE} "
+            f"WHERE {'' if cleaned else 'NOT '}{_CLEANED} GROUP BY ALL ORDER BY ALL"
         ).fetchall()
     }
 
 
-def _rejects(con: duckdb.DuckDBPyConnection) -> Finding:
+def _rejects(con: duckdb.DuckDBPyConnection, *, cleaned: bool = False) -> Finding:
+    title = "Values staging cleaned (control or invisible characters removed)" if cleaned else \
+        "Values staging could not convert"
     if not rejects_exist(con):
-        return Finding("Values staging could not convert", 0)
+        return Finding(title, 0)
     rows = con.execute(
         f"SELECT office_id, object_name, coalesce(source_key, '(unidentified row)'), column_name FROM {REJECTS_TABLE} "
-        "ORDER BY ALL"
+        f"WHERE {'' if cleaned else 'NOT '}{_CLEANED} ORDER BY ALL"
     ).fetchall()
-    return Finding(
-        "Values staging could not convert", len(rows), [f"{o}:{obj}:{key} ({column})" for o, obj, key, column in rows],
-        "staged as NULL (a row whose key did not convert is not staged); see the re-migration plan",
-    )
+    note = ("staged without those characters, the rest of the value kept; nothing to do" if cleaned else
+            "staged as NULL (a row whose key did not convert is not staged); see the re-migration plan")
+    return Finding(title, len(rows), [f"{o}:{obj}:{key} ({column})" for o, obj, key, column in rows], note)
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection) -> Finding:
@@ -265,11 +275,13 @@ def collect_findings(
         "image_files_missing": missing_images,
         "image_files_over_limit": over_limit,
         "staging_rejects": _rejects(con),
+        "staging_cleaned": _rejects(con, cleaned=True),
     }
 
 
 def render_markdown(counts: Mapping[str, int], signals: Mapping[str, str], findings: Mapping[str, Finding],
-                    rejects: Mapping[tuple[str, str, str], int] | None = None) -> str:
+                    rejects: Mapping[tuple[str, str, str], int] | None = None,
+                    cleaned: Mapping[tuple[str, str, str], int] | None = None) -> str:
     lines = [
         "# Dentrix source audit",
         "",
@@ -288,6 +300,10 @@ def render_markdown(counts: Mapping[str, int], signals: Mapping[str, str], findi
         lines += ["", "## Values staging could not convert, per object and column", "",
                   "| Object | Column | Reason | Values |", "|---|---|---|---:|"]
         lines += [f"| `{obj}` | `{column}` | {reason} | {n:,} |" for (obj, column, reason), n in rejects.items()]
+    if cleaned:
+        lines += ["", "## Values staging cleaned (staged, less control or invisible characters), per object and column",
+                  "", "| Object | Column | Reason | Values |", "|---|---|---|---:|"]
+        lines += [f"| `{obj}` | `{column}` | {reason} | {n:,} |" for (obj, column, reason), n in cleaned.items()]
     for f in findings.values():
         if f.ids:
             shown = f.ids[:ID_LIST_LIMIT]
@@ -321,8 +337,10 @@ def run_audit(
             con, image_root=image_root, provider_map=provider_map, max_attachment_bytes=max_attachment_bytes
         )
         rejects = reject_counts(con)
+        cleaned = reject_counts(con, cleaned=True)
     finally:
         con.close()
     path = reports_dir / "source_audit.md"
-    write_private(path, render_markdown(counts, signals, findings, rejects))
-    return AuditResult(path=path, object_counts=counts, version_signals=signals, findings=findings, rejects=rejects)
+    write_private(path, render_markdown(counts, signals, findings, rejects, cleaned))
+    return AuditResult(path=path, object_counts=counts, version_signals=signals, findings=findings, rejects=rejects,
+                       cleaned=cleaned)

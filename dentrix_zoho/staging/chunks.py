@@ -5,16 +5,24 @@ from the data; ``conform`` trims CHAR padding, types timestamps and turns values
 do not convert into NULLs and ``staging.rejects`` rows. Both run in the reader
 processes (``staging.readers``), off the one DuckDB writer (``staging.store``), which
 imports this module and never the other way round.
+
+Hostile text (``staging.rejects`` says why each way): in long free text (``is_free_text``)
+control characters are replaced (a run by one space) and bidi controls removed; in every
+other text column but a key, a control character NULLs the value and invisible formatting
+characters are removed. Only a chunk whose UTF-8 buffer a byte screen flags is searched by
+Arrow's regex, and only its marked rows are touched one by one (to name them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date as date_type
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import re
 
 import duckdb
 import pyarrow as pa
@@ -87,12 +95,17 @@ _FALSE_TEXT = {"0", "false", "f", "no", "n"}
 
 @dataclass
 class _Bad:
-    """Rows of one column of one chunk whose values did not convert: index -> (reason, value class)."""
+    """Rows of one column of one chunk whose values did not convert (``rows``, staged NULL) or were
+    cleaned (``cleaned``, staged less the characters removed): index -> (reason, value class)."""
 
     rows: dict[int, tuple[str, str]]
+    cleaned: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def add(self, index: int, reason: str, value_class: str) -> None:
         self.rows.setdefault(index, (reason, value_class))
+
+    def clean(self, index: int, reason: str, value_class: str) -> None:
+        self.cleaned.setdefault(index, (reason, value_class))
 
 
 def _nulled(array: pa.Array, rows: Iterable[int]) -> pa.Array:
@@ -146,6 +159,18 @@ def _as_text(array: pa.Array | pa.ChunkedArray, bad: _Bad) -> pa.Array:
 FIXED_WIDTH_MAX = 255
 
 
+# Long free text: a note, a memo, an options blob. No declared width (LVARCHAR) or a view's
+# wide VARCHAR. Not every column wider than a CHAR: the document paths are VARCHAR(261)
+# (Windows' 260 and its NUL), whose every character matters as much as a name's; the
+# narrowest note is the prescription's VARCHAR(501).
+FREE_TEXT_MIN_WIDTH = 500
+
+
+def is_free_text(column: CatalogColumn) -> bool:
+    """Prose, where a character that is never text is removed rather than the value NULLed."""
+    return column.type == "VARCHAR" and (column.length is None or column.length >= FREE_TEXT_MIN_WIDTH)
+
+
 # Bytes that are C0 controls (but tab, LF, CR) or DEL map to 0: one C pass over a chunk's text.
 _CONTROL_BYTES = bytes(0 if (b < 0x20 and b not in (9, 10, 13)) or b == 0x7F else 1 for b in range(256))
 
@@ -163,21 +188,65 @@ def _may_hold_controls(text: pa.Array) -> bool:
     return 0 in raw.translate(_CONTROL_BYTES) or b"\xc2" in raw
 
 
-def _checked_text(text: pa.Array, column: CatalogColumn, bad: _Bad) -> pa.Array:
-    """Trimmed text with control characters or beyond the column's width rejected (cheap screens first)."""
+# UTF-8 of the invisible characters (``rejects.INVISIBLE_PATTERN``, ``rejects.BIDI_PATTERN``): all
+# but the BOM start E2 80 or E2 81, so one literal first byte keeps Python's scan at memchr speed.
+_INVISIBLE_BYTES = re.compile(rb"\xe2(?:\x80[\x8b-\x8f\xaa-\xae]|\x81[\xa0\xa6-\xa9])")
+_BIDI_BYTES = re.compile(rb"\xe2(?:\x80[\xaa-\xae]|\x81[\xa6-\xa9])")
+_BOM = "\ufeff".encode()
+
+
+def _may_hold_invisibles(text: pa.Array, free: bool) -> bool:
+    """A byte screen over the chunk's UTF-8 buffer, as ``_may_hold_controls`` (exact for these)."""
+    data = text.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    if free:
+        return _BIDI_BYTES.search(raw) is not None
+    return _INVISIBLE_BYTES.search(raw) is not None or _BOM in raw
+
+
+def _invisibles_removed(text: pa.Array, free: bool, bad: _Bad) -> pa.Array:
+    """Text less its invisible formatting characters, each value that had some named in ``bad.cleaned``."""
+    if not _may_hold_invisibles(text, free):
+        return text
+    pattern = rejects.BIDI_PATTERN if free else rejects.INVISIBLE_PATTERN
+    found = pc.match_substring_regex(text, pattern)
+    if not _any(found):
+        return text
+    for i in _marked(found):
+        bad.clean(i, rejects.INVISIBLE_CHARACTERS_REMOVED, "text with invisible formatting characters")
+    return _padding_trimmed(pc.replace_substring_regex(text, pattern, ""))
+
+
+def _checked_text(text: pa.Array, column: CatalogColumn, bad: _Bad, *, key: bool = False) -> pa.Array:
+    """Trimmed text with control characters or beyond the column's width rejected (cheap screens first).
+
+    In free text (not a key) control characters are replaced instead, a run by one space (see
+    ``staging.rejects``), and the value staged. Outside a key, invisible formatting characters
+    are removed (all of them, or only the bidi controls in free text).
+    """
+    free = is_free_text(column) and not key
     controls = pc.match_substring_regex(text, rejects.CONTROL_PATTERN) if _may_hold_controls(text) else None
+    if controls is not None and free:
+        if _any(controls):
+            for i in _marked(controls):
+                bad.clean(i, rejects.CONTROL_CHARACTERS_REMOVED, "text with control characters")
+            text = _padding_trimmed(pc.replace_substring_regex(text, rejects.CONTROL_RUN_PATTERN, " "))
+        controls = None
     fixed = column.length is not None and column.length <= FIXED_WIDTH_MAX
     # UTF-8 bytes are at least as many as characters: no value longer in bytes, none longer in characters.
     longest = pc.max(pc.binary_length(text)).as_py() if fixed and len(text) else None
     too_long = pc.greater(pc.utf8_length(text), column.length) if longest and longest > column.length else None
-    if (controls is None or not _any(controls)) and (too_long is None or not _any(too_long)):
-        return text
-    for i in _marked(controls) if controls is not None else ():
-        bad.add(i, rejects.CONTROL_CHARACTERS, "text with control characters")
-    if too_long is not None:
-        for i in _marked(too_long):
-            bad.add(i, rejects.TOO_LONG, f"text longer than {column.length} characters")
-    return _nulled(text, bad.rows)
+    if (controls is not None and _any(controls)) or (too_long is not None and _any(too_long)):
+        for i in _marked(controls) if controls is not None else ():
+            bad.add(i, rejects.CONTROL_CHARACTERS, "text with control characters")
+        if too_long is not None:
+            for i in _marked(too_long):
+                bad.add(i, rejects.TOO_LONG, f"text longer than {column.length} characters")
+        text = _nulled(text, bad.rows)
+    # After the NULLing: a value already rejected is not also named as cleaned.
+    return text if key else _invisibles_removed(text, free, bad)
 
 
 def _parse_number(text: str, column: CatalogColumn) -> tuple[Any, str | None]:
@@ -297,15 +366,16 @@ def _conform_number(array: pa.Array, target: pa.DataType, column: CatalogColumn,
 
 
 def _conform_column(
-    array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn, bad: _Bad
+    array: pa.ChunkedArray | pa.Array, target: pa.DataType, column: CatalogColumn, bad: _Bad, *, key: bool = False
 ) -> pa.Array:
-    """One driver column -> its chunk type; values that do not convert are NULL and recorded in ``bad``."""
+    """One driver column -> its chunk type; values that do not convert are NULL and recorded in ``bad``
+    (``key``: the column is part of the object's key, whose text is never cleaned)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), target)
     if column.type == "VARCHAR":
-        return _checked_text(_padding_trimmed(_as_text(array, bad)), column, bad)
+        return _checked_text(_padding_trimmed(_as_text(array, bad)), column, bad, key=key)
     if column.type == "DATETIME":
         if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
             return pc.cast(array, target)  # datetime or date values from an ODBC driver
@@ -357,9 +427,10 @@ def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schem
     key = obj.key if isinstance(obj, CatalogObject) else ()
     bads = [_Bad({}) for _ in columns]
     arrays = [
-        _conform_column(table.column(i), schema.field(i).type, column, bads[i]) for i, column in enumerate(columns)
+        _conform_column(table.column(i), schema.field(i).type, column, bads[i], key=column.name in key)
+        for i, column in enumerate(columns)
     ]
-    if not any(bad.rows for bad in bads):
+    if not any(bad.rows or bad.cleaned for bad in bads):
         return pa.Table.from_arrays(arrays, schema=schema)
     found: list[rejects.Reject] = []
     key_index = [i for i, column in enumerate(columns) if column.name in key]
@@ -373,7 +444,8 @@ def conform(table: pa.Table, obj: CatalogObject | Sequence[CatalogColumn], schem
     for i, column in enumerate(columns):
         if i in key_index:
             continue
-        for row, (reason, klass) in sorted(bads[i].rows.items()):
+        cleaned = {row: why for row, why in bads[i].cleaned.items() if row not in bads[i].rows}
+        for row, (reason, klass) in sorted({**bads[i].rows, **cleaned}.items()):
             if row in unidentified:
                 continue  # the row is rejected whole already
             key_parts = tuple(_key_text(arrays[k][row].as_py()) for k in ordered_key) if ordered_key else ()

@@ -24,6 +24,29 @@ Reasons (``REASONS``):
 * ``too_long``: text longer than the column's declared width (``CatalogColumn.length``);
   the text is not cut, because a cut value is a wrong value nobody asked for.
 
+Cleaned values (``CLEANED_REASONS``, ``Reject.cleaned``): the value IS staged, less characters
+that are never text, and the record says so (same table, same naming, never the value).
+Shaping does not see these as rejects (``office_rejects`` leaves them out unless asked); the
+source audit counts them apart and the re-migration plan lists them as cleaned
+(``staging_cleaned:<reason>``), with nothing for a person to do:
+
+* ``control_characters_removed``: C0/C1 controls in long free text (``chunks.is_free_text``:
+  a note, a memo). One stray vertical tab or DOS end-of-file mark in a twenty-year-old note
+  must not make the whole note disappear from the migration. Each run of them becomes one
+  space, not nothing: a control between two words (a vertical tab or form feed used as a
+  line break, NULs between fields pasted in) would otherwise glue them into one word, and a
+  space is what shaping's whitespace normalising settles anyway. In a short identity field
+  (a name, a phone, an id) a control character still NULLs the value (``control_characters``):
+  there every character is the value, and a guess would be a wrong value;
+* ``invisible_characters_removed``: invisible formatting characters (``INVISIBLE_PATTERN`` in
+  identity fields, only the bidi controls of ``BIDI_PATTERN`` in free text; why, beside them):
+  a zero-width space in a surname makes it another surname to every duplicate check, and a
+  bidi override makes a displayed name read other than it is. Staging is where this belongs:
+  every reader of the staged snapshot (the audit's duplicate candidates, the cross-office
+  match, new-patient matching, shaping, change detection) then compares the one clean value,
+  where a fix in shaping alone would leave the others comparing the broken one. A key column
+  is never cleaned: a key must name its row exactly as Dentrix holds it.
+
 A value whose KEY column does not convert leaves its row without an identity: the row
 cannot be named, staged or shaped. It is a whole-row reject (``whole_row``, no source
 key), counted per object and column and listed in the re-migration plan, never a
@@ -53,8 +76,14 @@ OUT_OF_RANGE = "out_of_range"
 INVALID_ENCODING = "invalid_encoding"
 CONTROL_CHARACTERS = "control_characters"
 TOO_LONG = "too_long"
+CONTROL_CHARACTERS_REMOVED = "control_characters_removed"
+INVISIBLE_CHARACTERS_REMOVED = "invisible_characters_removed"
+# The value was staged, cleaned: nothing was lost that was text (see the module docstring).
+CLEANED_REASONS = (CONTROL_CHARACTERS_REMOVED, INVISIBLE_CHARACTERS_REMOVED)
 REASONS = (NOT_A_DATETIME, NOT_A_NUMBER, NOT_A_WHOLE_NUMBER, NOT_A_BOOLEAN, OUT_OF_RANGE, INVALID_ENCODING,
-           CONTROL_CHARACTERS, TOO_LONG)
+           CONTROL_CHARACTERS, TOO_LONG, *CLEANED_REASONS)
+# How the re-migration plan names a cleaned value (a NULLed one is ``mapping.records.STAGING_REJECT``).
+STAGING_CLEANED = "staging_cleaned"
 
 # The key in a conformed chunk's schema metadata that carries its rejects (JSON), so
 # they travel with the chunk from a reader process to the writer in the same IPC message.
@@ -63,6 +92,22 @@ METADATA_KEY = b"dentrix_zoho.rejects"
 # C0 controls but tab, LF and CR; DEL; C1 controls. For Python and for Arrow's RE2.
 CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x{9f}]"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A run of them with the spaces around it, which free text stages as one space (RE2).
+CONTROL_RUN_PATTERN = r" *(?:[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x{9f}])+ *"
+
+# Invisible formatting characters (RE2 for Arrow, and the same set for Python's ``re``):
+# zero-width space, non-joiner and joiner, LRM/RLM, word joiner, a BOM inside text, and the bidi
+# embeddings, overrides and isolates. Identity fields (names, e-mails, phones, codes) lose all
+# of them: none is part of a name, and each makes a value unequal to its twin or display as
+# something it is not. Free text loses only the bidi embeddings, overrides and isolates
+# (U+202A..U+202E, U+2066..U+2069: they reorder how the text after them is shown, so a note can
+# read otherwise than it is stored, the "Trojan Source" trick) and keeps ZWJ/ZWNJ (emoji
+# sequences, Indic and Persian spelling), LRM/RLM (marks that cannot reorder letters, which
+# right-to-left text needs beside numbers) and zero-width spaces (line-break hints).
+INVISIBLE_PATTERN = r"[\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}\x{2066}-\x{2069}\x{feff}]"
+BIDI_PATTERN = r"[\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+INVISIBLE_CHARACTERS = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _DATE_LIKE = re.compile(r"[0-9]{1,4}([-/. :][0-9a-zA-Z]{1,4}){1,6}[.0-9]*|[0-9]{6,8}")
 _NUMBER_LIKE = re.compile(r"[-+$(]?[0-9., ]*[0-9][0-9., ]*[)%]?")
 
@@ -79,6 +124,11 @@ class Reject:
     @property
     def whole_row(self) -> bool:
         return self.key is None
+
+    @property
+    def cleaned(self) -> bool:
+        """The value was staged (cleaned), not NULLed."""
+        return self.reason in CLEANED_REASONS
 
     def to_json(self) -> list[Any]:
         return [self.column, self.reason, self.value_class, None if self.key is None else list(self.key)]
@@ -188,13 +238,23 @@ def rejects_exist(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def office_rejects(con: duckdb.DuckDBPyConnection, office_id: str) -> list[dict[str, Any]]:
-    """This office's rejects (no values: ids, columns, reasons, classes), object and key order."""
+def _cleaned_sql() -> str:
+    return "reason IN (" + ", ".join(f"'{r}'" for r in CLEANED_REASONS) + ")"
+
+
+def office_rejects(con: duckdb.DuckDBPyConnection, office_id: str, *, cleaned: bool = False) -> list[dict[str, Any]]:
+    """This office's rejects (no values: ids, columns, reasons, classes), object and key order.
+
+    Only the values staged NULL, unless ``cleaned``: then the cleaned ones too (``Reject.cleaned``),
+    which a caller tells apart by ``reason``. The default is what shaping wants: a cleaned value
+    is a value, not an invalid one.
+    """
     if not rejects_exist(con):
         return []
+    which = "" if cleaned else f" AND NOT {_cleaned_sql()}"
     cursor = con.execute(
         f"SELECT object_name, source_key, column_name, reason, value_class, whole_row "
-        f"FROM {REJECTS_TABLE} WHERE office_id = ? ORDER BY object_name, source_key NULLS LAST, column_name",
+        f"FROM {REJECTS_TABLE} WHERE office_id = ?{which} ORDER BY object_name, source_key NULLS LAST, column_name",
         [office_id],
     )
     names = [d[0] for d in cursor.description]
@@ -202,10 +262,11 @@ def office_rejects(con: duckdb.DuckDBPyConnection, office_id: str) -> list[dict[
 
 
 def counts_by_object(con: duckdb.DuckDBPyConnection, office_id: str | None = None) -> dict[str, int]:
-    """Rejected values per object (whole-row rejects included)."""
+    """Rejected values per object (whole-row rejects included, cleaned values not)."""
     if not rejects_exist(con):
         return {}
-    where, params = ("WHERE office_id = ?", [office_id]) if office_id else ("", [])
+    where, params = ("WHERE office_id = ? AND", [office_id]) if office_id else ("WHERE", [])
+    where += f" NOT {_cleaned_sql()}"
     return {
         name: int(n)
         for name, n in con.execute(

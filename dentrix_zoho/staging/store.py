@@ -104,6 +104,7 @@ class StageResult:
     columns: tuple[tuple[str, str], ...]  # (name, duckdb type), system columns included
     rejected_values: int = 0  # values staged NULL because they did not convert (``staging.rejects``)
     rejected_rows: int = 0  # rows not staged because their key did not convert
+    cleaned_values: int = 0  # values staged less control or invisible characters (``rejects.CLEANED_REASONS``)
 
 
 def duck_type(column: CatalogColumn) -> str:
@@ -471,8 +472,9 @@ class StagingStore:
             snapshot_id=snapshot_id,
             missing_optional=read.plan.missing_optional,
             columns=columns,
-            rejected_values=sum(1 for r in found if not r.whole_row),
+            rejected_values=sum(1 for r in found if not r.whole_row and not r.cleaned),
             rejected_rows=sum(1 for r in found if r.whole_row),
+            cleaned_values=sum(1 for r in found if r.cleaned),
         )
 
     @classmethod
@@ -528,9 +530,10 @@ class StagingStore:
             raise
         if found:
             log.warning(
-                "staged %s with %d value(s) that did not convert (NULL, listed in %s) and %d row(s) whose key "
-                "did not", obj.name, sum(1 for r in found if not r.whole_row), rejects.REJECTS_TABLE,
-                sum(1 for r in found if r.whole_row),
+                "staged %s with %d value(s) that did not convert (NULL, listed in %s), %d row(s) whose key "
+                "did not and %d value(s) cleaned of control or invisible characters", obj.name,
+                sum(1 for r in found if not r.whole_row and not r.cleaned), rejects.REJECTS_TABLE,
+                sum(1 for r in found if r.whole_row), sum(1 for r in found if r.cleaned),
             )
         return rows_done, found
 
