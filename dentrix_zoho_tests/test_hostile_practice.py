@@ -163,13 +163,14 @@ def _in_zoho(m: dict[str, Any], sid: str) -> int:
 
 
 STAGING_REJECT = "staging_reject:"
+STAGING_CLEANED = "staging_cleaned:"  # a value staged less control or invisible characters: the record went
 
 
 def _outcome(m: dict[str, Any], sid: str) -> tuple[str, list[str]]:
     """The record's one outcome, and every reason the plan or a skip rule names for it. A staging
     reject is about one column (staged NULL): the record itself still went, was held or was skipped."""
     reasons = sorted({r["reason"] for r in m["rows"] if r["source_id"] == sid})
-    held = [r for r in reasons if not r.startswith(STAGING_REJECT)]
+    held = [r for r in reasons if not r.startswith((STAGING_REJECT, STAGING_CLEANED))]
     rules = sorted({rule for s, rule in m["skipped"] if s == sid})
     found = _in_zoho(m, sid)
     if found and not held and not rules:
@@ -258,3 +259,26 @@ def test_the_demo_practice_command_makes_a_hostile_practice(tmp_path: Path) -> N
     assert [m.kind for m in HostileManifest.read(hostile_manifest_path(out)).mutations] == ["guarantor_loop_a_b"] * 2
     bad = CliRunner().invoke(demo_practice, [*args[:-1], "--hostile-kind", "nope"])
     assert bad.exit_code == 2 and "unknown hostile kind" in bad.output
+
+
+def test_values_staging_cleaned_reach_zoho_clean(migrated: dict[str, Any]) -> None:
+    from dentrix_zoho.staging.rejects import INVISIBLE_CHARACTERS
+
+    modules = migrated["loaded"]["modules"]
+    people = {r.get("Source_System_ID"): r for mod in ("Contacts", "Leads") for r in modules.get(mod, [])}
+    by_kind = {m.kind: m for m in migrated["manifest"].mutations}
+    for kind in ("name_zero_width", "name_right_to_left_mark", "name_bidi_isolate", "name_bom_word_joiner",
+                 "email_zero_width", "phone_bidi_override"):
+        record = people[_sid(f"patient:{by_kind[kind].patid}")]
+        assert not [k for k, v in record.items() if isinstance(v, str) and INVISIBLE_CHARACTERS.search(v)], kind
+    assert people[_sid(f"patient:{by_kind['email_zero_width'].patid}")]["Email"] == "zw.hostile@example.com"
+    assert people[_sid(f"patient:{by_kind['phone_bidi_override'].patid}")]["Mobile"] == "+13125550142"
+    assert people[_sid(f"patient:{by_kind['name_right_to_left_mark'].patid}")]["Last_Name"] == "Kcirtap"
+    notes = {str(r["id"]): r for r in modules.get("Notes", [])}
+    expected = {"note_nul_bytes": "Hostile nul note", "note_control_chars": "Hostile [31mansi bell note",
+                "note_bidi_override": "Allergy: none nillicinep \U0001f469\u200d\U0001f4bb"}
+    for kind, text in expected.items():
+        child = by_kind[kind].child
+        assert child is not None
+        note = notes[str(migrated["crosswalk"][_sid(child.source_id)])]
+        assert text in note["Note_Content"], kind

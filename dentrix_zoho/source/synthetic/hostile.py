@@ -9,10 +9,12 @@ appointment, a note), that row's source id and outcome. ``values`` are the hosti
 written, so that a test can prove none of them reaches a log line or an error message.
 
 Some kinds put values in the source that staging cannot convert (text in a DATETIME column,
-invalid UTF-8, binary, control characters, text longer than its column): staging stages the
+invalid UTF-8, binary, control characters in a name, text longer than its column): staging stages the
 row with that column NULL and names it in its rejects (``staging_reject:<reason>`` in the
-re-migration plan), and shaping applies the field's ``on_invalid``. For a record that still
-goes, ``reason`` names that plan row.
+re-migration plan), and shaping applies the field's ``on_invalid``. Others put characters that are
+never text in a value (control characters in a note, zero-width and bidi characters): staging
+stages the value without them and the plan names it as cleaned (``staging_cleaned:<reason>``).
+For a record that still goes, ``reason`` names that plan row.
 
 Deterministic: the same practice and seed choose the same patients and write the same bytes.
 """
@@ -139,8 +141,17 @@ _patient_field("name_chinese", "lastname", "欧阳娜娜", "loaded", None, ["欧
 _patient_field("name_arabic", "lastname", "عبد الرحمن", "loaded", None, ["عبد الرحمن"])
 _patient_field("name_devanagari", "lastname", "श्रीवास्तव", "loaded", None, ["श्रीवास्तव"])
 _patient_field("name_emoji", "firstname", "Zoë\U0001f600", "loaded", None, ["Zoë\U0001f600"])
-_patient_field("name_zero_width", "lastname", "Zwi\u200bcky\u200d", "loaded", None, ["Zwi\u200bcky"])
-_patient_field("name_right_to_left_mark", "lastname", "\u202eKcirtap\u200f", "loaded", None, ["\u202eKcirtap"])
+# Invisible formatting characters: staging removes them (the plan names the value as cleaned) and the
+# patient goes; the e-mail and phone are valid once they are out.
+_CLEANED = "staging_cleaned:invisible_characters_removed"
+_patient_field("name_zero_width", "lastname", "Zwi\u200bcky\u200d", "loaded", _CLEANED, ["Zwi\u200bcky"])
+_patient_field("name_right_to_left_mark", "lastname", "\u202eKcirtap\u200f", "loaded", _CLEANED, ["\u202eKcirtap"])
+_patient_field("name_bidi_isolate", "firstname", "\u2067Hostilia\u2069", "loaded", _CLEANED, ["\u2067Hostilia"])
+_patient_field("name_bom_word_joiner", "lastname", "\ufeffHost\u2060ile", "loaded", _CLEANED, ["Host\u2060ile"])
+_patient_field("email_zero_width", "emailaddr", "zw.hostile\u200b@exam\u200cple.com", "loaded", _CLEANED,
+               ["zw.hostile\u200b@"])
+_patient_field("phone_bidi_override", "pager", "\u202d312-555-01\u200b42\u202c", "loaded", _CLEANED,
+               ["01\u200b42"])
 # Broken contact data: the field is dropped (flagged), the patient goes.
 _patient_field("email_comma_list", "emailaddr", "ann.hostile@example.com, bob.hostile@example.org", "loaded",
                None, ["ann.hostile@example.com"])
@@ -274,11 +285,15 @@ _note("note_1mb", ("Hostile clinical note sentence. " * 30 + "\n") * 1100, "load
       ["Hostile clinical note sentence."])
 _note("note_whitespace_only", " \n\t \r\n   ", "skipped", "empty_clinical_note")
 _note("note_sql", "Pt said '); DROP TABLE clinicalnote; -- and left", "loaded", None, ["DROP TABLE clinicalnote"])
-# Staging rejects these notes' text (staged NULL): the note is then empty and skipped by that rule.
-_note("note_nul_bytes", "Hostile\x00nul\x00note", "skipped", "staging_reject:control_characters",
+# Control characters in a note: staging removes them (a run becomes one space) and the note goes,
+# named in the plan as cleaned; a bidi override leaves a note the same way (a ZWJ emoji stays).
+_note("note_nul_bytes", "Hostile\x00nul\x00note", "loaded", "staging_cleaned:control_characters_removed",
       ["nul\x00note", "Hostile\x00"])
-_note("note_control_chars", "Hostile\x1b[31mansi\x07bell\x0bnote", "skipped", "staging_reject:control_characters",
-      ["ansi\x07bell"])
+_note("note_control_chars", "Hostile\x1b[31mansi\x07bell\x0bnote", "loaded",
+      "staging_cleaned:control_characters_removed", ["ansi\x07bell"])
+_note("note_bidi_override", "Allergy: none \u202enillicinep\u202c \U0001f469\u200d\U0001f4bb", "loaded",
+      "staging_cleaned:invisible_characters_removed", ["\u202enillicinep"])
+# Staging rejects these notes' text (staged NULL): the note is then empty and skipped by that rule.
 _note("note_invalid_utf8", b"Hostile \xff\xfe broken \xc3\x28 utf8", "skipped", "staging_reject:invalid_encoding",
       sql_value="CAST(? AS TEXT)")
 _note("note_binary_blob", bytes(range(256)) * 64, "skipped", "staging_reject:invalid_encoding")
