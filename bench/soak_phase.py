@@ -119,7 +119,8 @@ def shape(cfg: dict[str, Any]) -> int:
     con = duckdb.connect(cfg["duckdb"])
     try:
         summary = shape_all(con, spec, office_id=cfg["office"], as_of=dt.date.fromisoformat(cfg["as_of"]),
-                            image_root=Path(cfg["image_dir"]), ledger_pdf_dir=_home(cfg) / "ledger_pdfs")
+                            image_root=Path(cfg["image_dir"]), ledger_pdf_dir=_home(cfg) / "ledger_pdfs",
+                            loaded_modules=_ledger(cfg).live_modules(cfg["office"], spec.patient_objects()))
     finally:
         con.close()
     _result(balanced=summary.balanced)

@@ -261,6 +261,15 @@ class Ledger(SharedContacts):
             claimed: dict[tuple[str, str], tuple[str, str, str]] = {}
             for key, write in latest.items():
                 zkey = (write.module, write.zoho_id)
+                mine = existing.get(key)
+                if mine is not None and not mine[1].deleted and mine[1].zoho_module != write.module:
+                    # One crosswalk row per source record: taking it over would lose the ledger's only
+                    # trace of the live record in the other module (rollback and the audit could not see it).
+                    conflicts.append(
+                        f"{write.module} {write.zoho_id} would be a second record of a source row in Zoho as "
+                        f"{mine[1].zoho_module} {mine[1].zoho_id}; refused for {key[0]} {key[1]}"
+                    )
+                    continue
                 owner = claimed.get(zkey) or owners.get(zkey)
                 if owner is not None and owner != (office_id, *key):
                     conflicts.append(
@@ -447,6 +456,15 @@ class Ledger(SharedContacts):
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=5_000).execute(query):
                 yield _from_row(CrosswalkRow, row)
+
+    def live_modules(self, office_id: str, source_objects: Sequence[str]) -> dict[str, str]:
+        """Source id -> Zoho module of the office's live records of these source objects (the modules
+        shaping keeps a patient in, whatever the routing rules say now: ``mapping/shape.py``)."""
+        c = s.crosswalk.c
+        query = select(c.source_id, c.zoho_module).where(
+            c.office_id == office_id, c.source_object.in_(list(source_objects)), c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            return {str(sid): str(module) for sid, module in conn.execute(query)}
 
     def counts(self, office_id: str) -> dict[str, int]:
         """Live crosswalk rows per source object for one office."""

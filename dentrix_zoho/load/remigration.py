@@ -36,6 +36,9 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     ("zoho_rejected MANDATORY_NOT_FOUND", "a required Zoho field is empty: fill it in Dentrix, then run the delta load"),
     ("zoho_rejected DUPLICATE_DATA", "another Zoho record holds this unique value: merge the records, then run the delta load"),
     ("zoho_rejected", "Zoho refused the record: read the code, correct the source or the map, then run the delta load"),
+    ("module_changed", "the patient is in Zoho in the other module (a Contact now routed as a Lead, or the other way): "
+                       "shape again (shaping keeps a loaded patient where it is), or convert or retire the record in "
+                       "Zoho by hand, then run the delta load"),
     ("crosswalk_conflict", "two source records matched one Zoho record: de-duplicate them in Dentrix, then run the delta load"),
     ("parent_not_loaded", "the parent patient is not in Zoho: fix the parent's quarantine first; this record follows on the next run"),
     ("parent_quarantined", "the parent patient is quarantined: fix the parent first; this record follows on the next run"),

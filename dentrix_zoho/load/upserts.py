@@ -229,6 +229,27 @@ def select_rows(ctx: LoadContext, rows: list[ShapedRow], writer: LedgerWriter, p
             crosswalk)
 
 
+def hold_module_changes(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], crosswalk: dict[str, CrosswalkRow],
+                        writer: LedgerWriter, result: ModuleLoadResult) -> list[ShapedRow]:
+    """Rows whose live Zoho record is in another module (a patient shaped as a Lead who is a Contact) are
+    held, not sent: sending would make a second record of the person, and the crosswalk keeps one per
+    source row. Shaping keeps a loaded patient in its module (``mapping/shape.py``), so this meets only
+    rows shaped without the ledger's modules."""
+    moved = [r for r in rows if (x := crosswalk.get(r.source_id)) is not None and not x.deleted
+             and x.zoho_module != step.module]
+    if not moved:
+        return rows
+    batch = BatchRecord(quarantine=[held_back(
+        ctx, r, None, "route",
+        f"module_changed: in Zoho as {crosswalk[r.source_id].zoho_module}, shaped for {step.module}; not sent "
+        "(shape again with the ledger's modules, or move the record in Zoho by hand)") for r in moved])
+    writer.commit(batch)
+    result.quarantined += len(moved)
+    log.warning("load %s: %d row(s) held: their records are in Zoho in another module", step.name, len(moved))
+    held = {r.source_id for r in moved}
+    return [r for r in rows if r.source_id not in held]
+
+
 def adopt_found(ctx: LoadContext, step: LoadStep, rows: Sequence[ShapedRow], known: _Known, writer: LedgerWriter,
                 parents: ParentIndex) -> int:
     """Put the records the pre-scan found into the crosswalk now, before this run sends anything.
@@ -275,6 +296,7 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
         rows = split.send
     bulk_write.resume(ctx, step, rows, writer, parents, result)  # a killed run's Bulk Write jobs first
     to_send, refused, crosswalk = select_rows(ctx, rows, writer, parents, result)
+    to_send = hold_module_changes(ctx, step, to_send, crosswalk, writer, result)
     # Every row without a live crosswalk row is looked for, sent or not: what Zoho has of it is adopted.
     lacking = [r for r in (*to_send, *refused) if r.source_id not in crosswalk or crosswalk[r.source_id].deleted]
     if not lacking and not to_send:

@@ -55,6 +55,8 @@ READ_BATCH_ROWS = 10_000
 SHAPING_MEMORY_LIMIT = "256MB"
 # The patient columns ``identity.same_person`` compares: all duplicate detection keeps of a patient.
 IDENTITY_COLUMNS = ("gender", "lastname", "firstname", "pager", "emailaddr")
+# Route reason of a patient kept in the module an earlier run loaded it into (``_Shaper.route``).
+KEPT_ROUTE = "kept_where_loaded"
 
 
 @dataclass(slots=True)
@@ -76,8 +78,10 @@ class _Shaper:
         field_metadata_live: dict[str, list[dict[str, Any]]] | None,
         sample_source_ids: set[str] | None,
         ledger_pdf_dir: Path | None,
+        loaded_modules: Mapping[str, str] | None = None,
     ) -> None:
         self.conn = conn
+        self.loaded_modules: Mapping[str, str] = loaded_modules or {}
         self.spec = spec
         self.office_id = office_id
         self.as_of = as_of
@@ -381,10 +385,27 @@ class _Shaper:
         for row in self.rows(stream, order_by=stream.key):
             yield row, values.take(int(row["patid"]))
 
+    def route(self, stream: StreamSpec, row: Mapping[str, Any]) -> tuple[Route, Problem | None]:
+        """The routing rules' module, unless an earlier run loaded the patient into the other one.
+
+        Zoho has no way back from a Contact to a Lead, and a Lead becomes a Contact only by Zoho's
+        conversion, so a patient whose route changed since (inactive since the full load, a Lead who
+        booked during the delta window) stays where it is: one person, one record, its children
+        under it. The flag names it, for a person to convert or retire in Zoho.
+        """
+        route = route_patient(row, self.spec.routing, self.as_of)
+        loaded = self.loaded_modules.get(self.sid(stream.object, int(row["patid"])))
+        if loaded is None or loaded == route.module or loaded not in ("Contacts", "Leads"):
+            return route, None
+        # Reason e.g. ``route_kept_in_contacts``, rule ``routing:leads_now``: where it stays, where the rules send it.
+        flag = Problem("Source_System_ID", "patient", f"route_kept_in_{loaded.lower()}",
+                       f"routing:{route.module.lower()}_now", "flagged")
+        return Route(loaded, KEPT_ROUTE), flag
+
     def build_patient(self, stream: StreamSpec, row: Mapping[str, Any],
                       values: list[dict[str, Any]]) -> tuple[Route, Built]:
-        route = route_patient(row, self.spec.routing, self.as_of)
-        built = Built({})
+        route, kept = self.route(stream, row)
+        built = Built({}, flags=[kept] if kept else [])
         transform_fields(stream.fields, row, self.ctx, built, rejected=self.rejected_columns(stream, row))
         if route.module == "Contacts":
             self.practice_fields(built, values)
@@ -470,7 +491,8 @@ class _Shaper:
             target = renames.get(api_name, api_name)
             if target is not None:
                 record[target] = value
-        record["Lead_Status"] = self.spec.routing.lead_status[route.reason or "no_recent_treatment"]
+        if route.reason != KEPT_ROUTE:  # a kept Lead's status is left as Zoho has it: no reason applies now
+            record["Lead_Status"] = self.spec.routing.lead_status[route.reason or "no_recent_treatment"]
         built.record = record
 
     def lead_policy(self, stream: StreamSpec) -> dict[str, str]:
@@ -872,6 +894,7 @@ def shape_all(
     field_metadata: dict[str, list[dict[str, Any]]] | None = None,
     sample_source_ids: set[str] | None = None,
     ledger_pdf_dir: Path | None = None,
+    loaded_modules: Mapping[str, str] | None = None,
 ) -> ShapeSummary:
     """Shape one office's staged tables into ``zoho_shaped.*`` (this office's rows replaced).
 
@@ -879,10 +902,13 @@ def shape_all(
     and every child row come along, everything else counts as out of sample.
     ``ledger_pdf_dir``: where the guarantors' ledger PDFs are written (None: not generated,
     skipped by the named rule ``ledger_pdf_dir_not_given``).
+    ``loaded_modules``: patient Source_System_ID -> the module its live Zoho record is in (the
+    ledger's crosswalk, ``Ledger.live_modules``); such a patient keeps that module.
     """
     shaper = _Shaper(
         duckdb_conn, spec, office_id=office_id, as_of=as_of, image_root=Path(image_root),
         field_metadata_live=field_metadata, sample_source_ids=sample_source_ids, ledger_pdf_dir=ledger_pdf_dir,
+        loaded_modules=loaded_modules,
     )
     return shaper.run()
 

@@ -331,6 +331,10 @@ class MappingSpec(_Strict):
     def stream_for(self, source_object: str) -> list[tuple[str, StreamSpec]]:
         return [(n, s) for n, s in self.streams.items() if s.object == source_object]
 
+    def patient_objects(self) -> list[str]:
+        """Source objects of the patient streams (Contacts or Leads by the routing rules)."""
+        return sorted({s.object for s in self.streams.values() if s.kind == "patient"})
+
     def custom_field(self, module: str, api_name: str) -> CustomField | None:
         for cf in self.custom_fields.get(module, []):
             if cf.api_name == api_name:

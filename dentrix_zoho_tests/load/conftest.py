@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from dentrix_zoho.ledger import Ledger
+from dentrix_zoho.load import children, load_module, upserts
 from dentrix_zoho.load import LoadContext, LoadOptions, OwnerResolution, SchemaResult, resolve_owners, setup_schema
 from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
 from dentrix_zoho.mapping.outputs import ensure_tables, replace_office_rows, row_hash
@@ -284,3 +285,45 @@ def write_shaped_tables(path: Path, office: str, tables: dict[str, list[dict[str
     finally:
         con.close()
     return path
+
+
+# -- kills between Zoho's answer and the ledger write ---------------------------------------------
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs in this process's load."""
+
+
+@pytest.fixture
+def killer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``killer(module)``: the next ledger commit of a batch of that Zoho module dies."""
+    real = {"upserts": upserts.commit, "children": children.commit}
+
+    def arm(module: str) -> None:
+        def dying(ctx: Any, writer: Any, batch: Any, result: Any, step: Any) -> None:
+            if step.module == module:
+                disarm()
+                raise Killed
+            real["upserts"](ctx, writer, batch, result, step)
+
+        monkeypatch.setattr(upserts, "commit", dying)
+        monkeypatch.setattr(children, "commit", dying)
+
+    def disarm() -> None:
+        monkeypatch.setattr(upserts, "commit", real["upserts"])
+        monkeypatch.setattr(children, "commit", real["children"])
+
+    yield arm
+    disarm()
+
+
+def zoho_by_sid(world: Any, module: str) -> dict[str, dict[str, Any]]:
+    records = world.handle.snapshot()["modules"].get(module, [])
+    keys = [r["Source_System_ID"] for r in records if r.get("Source_System_ID")]
+    assert len(keys) == len(set(keys)), f"{module}: a Source_System_ID twice"
+    return {r["Source_System_ID"]: r for r in records if r.get("Source_System_ID")}
+
+
+def load_parents(ctx: Any) -> None:
+    for step in ("responsible_parties", "patients"):
+        load_module(ctx, step)

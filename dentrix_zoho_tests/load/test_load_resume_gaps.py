@@ -15,7 +15,6 @@ land right after the answer, while what the loader recorded before the call stay
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 
 from dentrix_zoho.cutover.deletions import apply_deletions
 from dentrix_zoho.ledger import QuarantineRow
-from dentrix_zoho.load import children, load_module, upserts
+from dentrix_zoho.load import load_module, upserts
 from dentrix_zoho.load.context import LOAD_STEPS
 from dentrix_zoho.load.ledger_io import INTENT_OPERATION
 from dentrix_zoho.load.shaped import open_duckdb, read_step_rows
@@ -34,51 +33,14 @@ from dentrix_zoho.rollback import plan_rollback
 from dentrix_zoho.rollback.service import run_rollback
 from dentrix_zoho.zoho_emulator.config import FULL_SCOPE
 
+from dentrix_zoho_tests.load.conftest import Killed, load_parents, zoho_by_sid
+
 LAG = ["--index-lag-seconds", "3600"]
-
-
-class Killed(BaseException):
-    """Stands in for SIGKILL: nothing after it runs in this process's load."""
-
-
-@pytest.fixture
-def killer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``killer(module)``: the next ledger commit of a batch of that Zoho module dies."""
-    real = {"upserts": upserts.commit, "children": children.commit}
-
-    def arm(module: str) -> None:
-        def dying(ctx: Any, writer: Any, batch: Any, result: Any, step: Any) -> None:
-            if step.module == module:
-                disarm()
-                raise Killed
-            real["upserts"](ctx, writer, batch, result, step)
-
-        monkeypatch.setattr(upserts, "commit", dying)
-        monkeypatch.setattr(children, "commit", dying)
-
-    def disarm() -> None:
-        monkeypatch.setattr(upserts, "commit", real["upserts"])
-        monkeypatch.setattr(children, "commit", real["children"])
-
-    yield arm
-    disarm()
-
-
-def zoho_by_sid(world: Any, module: str) -> dict[str, dict[str, Any]]:
-    records = world.handle.snapshot()["modules"].get(module, [])
-    keys = [r["Source_System_ID"] for r in records if r.get("Source_System_ID")]
-    assert len(keys) == len(set(keys)), f"{module}: a Source_System_ID twice"
-    return {r["Source_System_ID"]: r for r in records if r.get("Source_System_ID")}
 
 
 def intents(world: Any, module: str) -> set[str]:
     return {e.source_id for e in world.ledger.audit_entries()
             if e.operation == INTENT_OPERATION and e.module == module and e.source_id}
-
-
-def load_parents(ctx: Any) -> None:
-    for step in ("responsible_parties", "patients"):
-        load_module(ctx, step)
 
 
 # -- 1. created by this migration, whatever the search index says ------------------------------------

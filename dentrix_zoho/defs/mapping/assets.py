@@ -64,6 +64,7 @@ def build_mapping_assets(
     )
     def zoho_shaped(context: dg.AssetExecutionContext, workspace: WorkspaceResource):  # type: ignore[no-untyped-def]
         """Transform and validate every staged object into Zoho-shaped rows, quarantine and skips."""
+        from dentrix_zoho.defs.load.resources import open_ledger
         from dentrix_zoho.defs.load.state import load_schema
         from dentrix_zoho.mapping import apply_api_names, load_spec, shape_all
         from dentrix_zoho.progress import reporting_to
@@ -76,6 +77,8 @@ def build_mapping_assets(
         else:
             context.log.warning("no Zoho schema yet: shaping with the API names derived from the labels")
         scope = run_scope(context)
+        # Patients already in Zoho keep their module (Contact or Lead) whatever the routing says now.
+        loaded = open_ledger(office).live_modules(office.office_id, spec.patient_objects())
         with office.staging.connect() as con:
             sample_ids = None
             if scope == "sample":
@@ -91,6 +94,7 @@ def build_mapping_assets(
                     image_root=office.image_root,
                     sample_source_ids=sample_ids,
                     ledger_pdf_dir=office.reports_dir / "ledger_pdfs",
+                    loaded_modules=loaded,
                 )
             seconds = round(time.perf_counter() - started, 3)
             counts = {
