@@ -91,7 +91,8 @@ def test_invisible_characters_leave_identity_fields_and_only_bidi_controls_leave
     emoji = "\U0001f469\u200d\U0001f4bb"  # woman technologist: a ZWJ sequence
     notes = _conform("clinicalnote", [{"cnotesid": 1, "notetext": f"Allergy: none \u202enillicinep\u202c {emoji}"},
                                       {"cnotesid": 2, "notetext": f"Kept {emoji} a\u200bb \u200f"}])
-    assert notes.column("notetext").to_pylist() == [f"Allergy: none nillicinep {emoji}", f"Kept {emoji} a\u200bb \u200f"]
+    assert notes.column("notetext").to_pylist() == [
+        f"Allergy: none nillicinep {emoji}", f"Kept {emoji} a\u200bb \u200f"]
     assert [(r.key, r.reason) for r in chunk_rejects(notes)] == [(("1",), "invisible_characters_removed")]
 
 
