@@ -200,10 +200,10 @@ def _may_hold_invisibles(text: pa.Array, free: bool) -> bool:
     data = text.buffers()[2]
     if data is None:
         return False
-    raw = data.to_pybytes()
+    raw = memoryview(data)  # searched in place: a note chunk's buffer is megabytes
     if free:
         return _BIDI_BYTES.search(raw) is not None
-    return _INVISIBLE_BYTES.search(raw) is not None or _BOM in raw
+    return _INVISIBLE_BYTES.search(raw) is not None or re.search(_BOM, raw) is not None
 
 
 def _invisibles_removed(text: pa.Array, free: bool, bad: _Bad) -> pa.Array:
