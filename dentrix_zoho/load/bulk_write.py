@@ -85,6 +85,11 @@ def supports(module: str) -> bool:
 
 
 def _types(ctx: LoadContext, module: str) -> dict[str, str]:
+    # Set-up handed the types over; a load step's client has nothing cached, so reading them again
+    # would cost a metadata call per step. Only a hand-off from before it kept them is read from Zoho.
+    handed = ctx.schema.field_types.get(module)
+    if handed is not None:
+        return dict(handed)
     return {str(f.get("api_name")): str(f.get("data_type")) for f in ctx.client.fields(module)}
 
 
