@@ -15,7 +15,9 @@ same run (helpers shared with the end-to-end test: ``dentrix_zoho_tests/instance
 * wall time of the load (first to last Zoho call of the backfill) against the lower bound
   ``calls x latency / 20``: target bound / wall >= 0.8. Also shown: the bound with Zoho's cap of
   10 heavy calls (writes of more than 10 records), the emulator's mean occupancy, and the whole
-  backfill's wall (processes, staging and shaping included).
+  backfill's wall (processes, staging and shaping included), and how busy the machine's cores were
+  during the load (``bench/cpu_sampler.py``): CPU-seconds / cores is a second floor, for this
+  machine, that no scheduling of the calls gets under.
 
     python -m bench.bench_offices [--offices N] [--latency-ms MS]     (a quick run: --offices 6)
 """
@@ -23,12 +25,15 @@ same run (helpers shared with the end-to-end test: ``dentrix_zoho_tests/instance
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from bench.cpu_sampler import CpuSampler, process_cpu_seconds
 
 EDITION_CONCURRENCY = 20  # Enterprise
 HEAVY_CAP = 10
@@ -174,6 +179,25 @@ def _org_idle(calls: list[dict[str, Any]], windows: dict[str, list[tuple[str, fl
             "the runs' steps then (run-seconds): " + ", ".join(f"{k} {during[k]:.0f}" for k in top)]
 
 
+def _machine_floor(sampler: CpuSampler, first: float, last: float, bound_s: float, emulator_cpu0: float | None,
+                   emulator_cpu1: float | None, backfill_s: float) -> list[str]:
+    """The CPU's share of the load wall: with every core busy, no scheduling of the calls shortens it."""
+    busy = sampler.busy_between(first, last)
+    if busy is None:
+        return ["machine CPU during the load: not measured (no /proc/stat)"]
+    cpu_s, share = busy
+    cores = os.cpu_count() or 1
+    floor_s = cpu_s / cores
+    load_s = last - first
+    emulator = ""
+    if emulator_cpu0 is not None and emulator_cpu1 is not None:
+        emulator = (f"; the emulator alone {emulator_cpu1 - emulator_cpu0:.0f} CPU-s over the {backfill_s:.0f}s "
+                    "backfill (real Zoho's work is not on this machine)")
+    return [f"machine CPU during the load: {share:.0%} of {cores} cores busy, {cpu_s:.0f} CPU-s{emulator}",
+            f"the machine's floor for that work: {floor_s:.0f}s (CPU-s / cores); the larger of the two floors "
+            f"against the load wall: {max(bound_s, floor_s) / load_s:.2f} (call bound alone {bound_s / load_s:.2f})"]
+
+
 def _calls(ledger_url: str) -> list[dict[str, Any]]:
     from datetime import datetime
 
@@ -222,6 +246,8 @@ def run(offices: int, latency_ms: float, dump: Path | None = None,
                 max_runs = dso.max_concurrent_runs()
                 dso.prepare_instance(env, [s.office_id for s in specs], pool_slots=max_runs)
                 started = time.time()
+                sampler = CpuSampler().start()
+                emulator_cpu0 = process_cpu_seconds(emu.process.pid)
                 backfill = dso.request_backfill(env, [s.office_id for s in specs])
                 with dso.environment(env), dg.DagsterInstance.get() as instance:
                     most_in_progress = 0
@@ -237,6 +263,8 @@ def run(offices: int, latency_ms: float, dump: Path | None = None,
 
                     dso.wait_for(finished, "every office run finished", log, bound_seconds=BOUND_SECONDS, every=1.0)
                     backfill_s = time.time() - started
+                    sampler.stop()
+                    emulator_cpu1 = process_cpu_seconds(emu.process.pid)
                     runs = dso.runs_of(instance, backfill)
                     failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
                     records = {r.dagster_run.run_id: r for r in instance.get_run_records()}
@@ -301,6 +329,7 @@ def run(offices: int, latency_ms: float, dump: Path | None = None,
                  f"(target >= {TARGET_WALL_RATIO}); with the heavy cap ({heavy:,} writes of > 10 records at "
                  f"<= {HEAVY_CAP}) the bound is {heavy_bound_s:.0f}s, ratio {heavy_bound_s / load_s:.2f}")
     lines.append(f"mean calls in flight at the emulator during the load: {occupancy:.1f} of {EDITION_CONCURRENCY}")
+    lines.extend(_machine_floor(sampler, first, last, bound_s, emulator_cpu0, emulator_cpu1, backfill_s))
     lines.extend(_org_idle(calls, windows))
     if run_s:
         per_run: dict[str, list[float]] = {}
