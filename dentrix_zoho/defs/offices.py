@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 import dagster as dg
 
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
 from dentrix_zoho.offices import Offices, read_offices_file
+
+if TYPE_CHECKING:
+    # define_asset_job returns this class; Dagster does not export it at the top level.
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+    # A job the sensors and schedules target: built, or as define_asset_job returns it.
+    AnyJob: TypeAlias = dg.JobDefinition | UnresolvedAssetJobDefinition
 
 OFFICES_PARTITIONS_NAME = "offices"
 OFFICES_PARTITIONS = dg.DynamicPartitionsDefinition(name=OFFICES_PARTITIONS_NAME)

@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -30,10 +30,7 @@ from dentrix_zoho.defs.workspace_resource import OfficeScope, WorkspaceResource
 from dentrix_zoho.source.connection import DentrixConnection
 
 if TYPE_CHECKING:
-    # define_asset_job returns this class; Dagster does not export it at the top level.
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-
-    AnyJob: TypeAlias = dg.JobDefinition | UnresolvedAssetJobDefinition
+    from dentrix_zoho.defs.offices import AnyJob
 
     from dentrix_zoho.offices import Offices
 

@@ -11,7 +11,7 @@ what was handled); closing twice changes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,10 +19,7 @@ from dentrix_zoho.defs.offices import PARTITION_TAG  # the office, with an offic
 from dentrix_zoho.defs.workspace_resource import WorkspaceResource
 
 if TYPE_CHECKING:
-    # define_asset_job returns this class; Dagster does not export it at the top level.
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-
-    AnyJob: TypeAlias = dg.JobDefinition | UnresolvedAssetJobDefinition
+    from dentrix_zoho.defs.offices import AnyJob
 
 FAILURE_SENSOR = "ledger_run_failure_sensor"
 CANCELED_SENSOR = "ledger_run_canceled_sensor"
