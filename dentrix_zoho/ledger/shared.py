@@ -107,6 +107,16 @@ def lock_tip(conn: Connection) -> None:
     conn.execute(select(s.audit_tip.c.id).where(s.audit_tip.c.id == 1).with_for_update()).first()
 
 
+class ClaimLost(LedgerError):
+    """A run was about to send a Contact whose merge claim it no longer holds.
+
+    The claim was released (the run was marked failed or canceled, ``org/ended_runs.py``) or taken
+    over by another office while this run's process still ran: sending now could make the person's
+    second Contact. Nothing of the batch is announced or sent; the run stops, and the office's next
+    run decides again. The message names counts, never a patient.
+    """
+
+
 class SharedContacts:
     """The ledger's cross-office methods; mixed into :class:`dentrix_zoho.ledger.Ledger`."""
 
@@ -293,6 +303,37 @@ class SharedContacts:
             if audit:
                 self._append_audit(conn, audit)
         return released
+
+    def announce_claimed(self, entries: Sequence[AuditEntry], office_id: str, claimed: Iterable[str]) -> list[int]:
+        """Append a batch's send intents (``entries``) if the run still holds the merge claims it took
+        for ``claimed`` (source ids of the batch that this run claimed a group for); else ``ClaimLost``.
+
+        One transaction behind the audit tip, as ``release_claims`` and the deciders: a release either
+        comes first (then this refuses) or finds the intent and keeps the claim as in doubt.
+        """
+        wanted = sorted(set(claimed))
+        for entry in entries:
+            entry.validate()
+        if not entries:
+            return []
+        run_ids = {entry.run_id for entry in entries}
+        if len(run_ids) != 1:
+            raise ValueError("one run's intents at a time")
+        [run_id] = run_ids
+        m = s.merge_claims.c
+        with self._audit_lock, write_locked(self.engine) as conn:
+            lock_tip(conn)
+            held: set[str] = set()
+            for chunk in _chunks(wanted):
+                held.update(str(sid) for (sid,) in conn.execute(select(m.source_id).where(
+                    m.office_id == office_id, m.run_id == run_id, m.source_id.in_(chunk))))
+            lost = len(set(wanted) - held)
+            if lost:
+                raise ClaimLost(
+                    f"run {run_id} no longer holds {lost} of the {len(wanted)} merge claim(s) of the batch it was "
+                    "about to send (released when the run was marked ended, or taken over by another office): "
+                    "nothing of the batch was sent; the office's next run decides again")
+            return self._append_audit(conn, list(entries))
 
     def release_claims(self, run_id: str, module: str, *, code: str) -> tuple[int, int]:
         """Release the merge claims of ``run_id``, a run that ended (failed, canceled) without finishing:
