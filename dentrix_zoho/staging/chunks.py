@@ -15,14 +15,13 @@ Arrow's regex, and only its marked rows are touched one by one (to name them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date as date_type
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-import re
 
 import duckdb
 import pyarrow as pa
