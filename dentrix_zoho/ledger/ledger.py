@@ -246,51 +246,97 @@ class Ledger(SharedContacts):
         the caller quarantines it. The creator of a record is kept across
         later updates; a new Zoho id for the same source starts a new history.
         """
+        batch = list(writes)
+        if not batch:
+            return []
+        with write_locked(self.engine) as conn:
+            conflicts = self._record_writes(conn, run_id, office_id, batch, self.now())
+        for message in conflicts:
+            log.warning("crosswalk write refused: %s", message)
+        return conflicts
+
+    def _record_writes(
+        self, conn: Connection, run_id: str, office_id: str, writes: Iterable[CrosswalkWrite], now: str
+    ) -> list[str]:
+        """``record_writes`` on the caller's transaction; returns the refusals (logged by the caller)."""
         latest: dict[tuple[str, str], CrosswalkWrite] = {}
         for write in writes:
             latest[(write.source_object, write.source_id)] = write
         if not latest:
             return []
-        now = self.now()
         conflicts: list[str] = []
-        with write_locked(self.engine) as conn:
-            existing = self._rows_by_source(conn, office_id, list(latest))
-            owners = self._owners_by_zoho(conn, [(w.module, w.zoho_id) for w in latest.values()])
-            inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            claimed: dict[tuple[str, str], tuple[str, str, str]] = {}
-            for key, write in latest.items():
-                zkey = (write.module, write.zoho_id)
-                mine = existing.get(key)
-                if mine is not None and not mine[1].deleted and mine[1].zoho_module != write.module:
-                    # One crosswalk row per source record: taking it over would lose the ledger's only
-                    # trace of the live record in the other module (rollback and the audit could not see it).
-                    conflicts.append(
-                        f"{write.module} {write.zoho_id} would be a second record of a source row in Zoho as "
-                        f"{mine[1].zoho_module} {mine[1].zoho_id}; refused for {key[0]} {key[1]}"
-                    )
-                    continue
-                owner = claimed.get(zkey) or owners.get(zkey)
-                if owner is not None and owner != (office_id, *key):
-                    conflicts.append(
-                        f"{write.module} {write.zoho_id} already belongs to "
-                        f"{owner[1]} {owner[2]} (office {owner[0]}); refused for {key[0]} {key[1]}"
-                    )
-                    continue
-                claimed[zkey] = (office_id, *key)
-                row = self._next_crosswalk_values(run_id, office_id, write, existing.get(key), now)
-                (updates if "b_id" in row else inserts).append(row)
-            if inserts:
-                conn.execute(insert(s.crosswalk), inserts)
-            if updates:
-                # Bind names must differ from column names in an executemany UPDATE.
-                columns = [name for name in updates[0] if name != "b_id"]
-                conn.execute(
-                    update(s.crosswalk)
-                    .where(s.crosswalk.c.id == bindparam("b_id"))
-                    .values({name: bindparam(f"b_{name}") for name in columns}),
-                    [{f"b_{name}": row[name] for name in columns} | {"b_id": row["b_id"]} for row in updates],
+        existing = self._rows_by_source(conn, office_id, list(latest))
+        owners = self._owners_by_zoho(conn, [(w.module, w.zoho_id) for w in latest.values()])
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        claimed: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for key, write in latest.items():
+            zkey = (write.module, write.zoho_id)
+            mine = existing.get(key)
+            if mine is not None and not mine[1].deleted and mine[1].zoho_module != write.module:
+                # One crosswalk row per source record: taking it over would lose the ledger's only
+                # trace of the live record in the other module (rollback and the audit could not see it).
+                conflicts.append(
+                    f"{write.module} {write.zoho_id} would be a second record of a source row in Zoho as "
+                    f"{mine[1].zoho_module} {mine[1].zoho_id}; refused for {key[0]} {key[1]}"
                 )
+                continue
+            owner = claimed.get(zkey) or owners.get(zkey)
+            if owner is not None and owner != (office_id, *key):
+                conflicts.append(
+                    f"{write.module} {write.zoho_id} already belongs to "
+                    f"{owner[1]} {owner[2]} (office {owner[0]}); refused for {key[0]} {key[1]}"
+                )
+                continue
+            claimed[zkey] = (office_id, *key)
+            row = self._next_crosswalk_values(run_id, office_id, write, existing.get(key), now)
+            (updates if "b_id" in row else inserts).append(row)
+        if inserts:
+            conn.execute(insert(s.crosswalk), inserts)
+        if updates:
+            # Bind names must differ from column names in an executemany UPDATE.
+            columns = [name for name in updates[0] if name != "b_id"]
+            conn.execute(
+                update(s.crosswalk)
+                .where(s.crosswalk.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in columns}),
+                [{f"b_{name}": row[name] for name in columns} | {"b_id": row["b_id"]} for row in updates],
+            )
+        return conflicts
+
+    def record_batch(
+        self,
+        run_id: str,
+        office_id: str,
+        *,
+        writes: Sequence[CrosswalkWrite] = (),
+        audit: Sequence[AuditEntry] = (),
+        quarantine: Sequence[QuarantineRow] = (),
+        resolve: Iterable[tuple[str, str]] = (),
+    ) -> list[str]:
+        """What one batch leaves in the ledger, in one transaction: its crosswalk writes (refused as
+        ``record_writes`` refuses them; the refusals are returned), its quarantine rows, the office's open
+        quarantine rows of ``resolve`` (source_object, source_id) marked resolved, and its audit entries.
+
+        A kill leaves all of it or none. The audit entries go last, so the chain tip (a row lock on
+        PostgreSQL, which every office's runs queue on) is held for the least time.
+        """
+        resolving = list(dict.fromkeys(resolve))
+        if not (writes or audit or quarantine or resolving):
+            return []
+        for entry in audit:
+            entry.validate()
+        for row in quarantine:
+            row.validate()
+        now = self.now()
+        with self._audit_lock, write_locked(self.engine) as conn:
+            conflicts = self._record_writes(conn, run_id, office_id, writes, now)
+            if quarantine:
+                self._insert_quarantine(conn, quarantine, now)
+            if resolving:
+                self._resolve_open(conn, office_id, resolving)
+            if audit:
+                self._append_audit(conn, audit)
         for message in conflicts:
             log.warning("crosswalk write refused: %s", message)
         return conflicts
@@ -711,32 +757,58 @@ class Ledger(SharedContacts):
             row.validate()
         if not batch:
             return 0
-        now = self.now()
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(s.quarantine),
-                [
-                    {
-                        "run_id": row.run_id,
-                        "office_id": row.office_id,
-                        "source_object": row.source_object,
-                        "source_id": row.source_id,
-                        "field": row.field,
-                        "value_class": row.value_class,
-                        "reason": row.reason,
-                        "status": row.status,
-                        "created_at": now,
-                    }
-                    for row in batch
-                ],
-            )
+            self._insert_quarantine(conn, batch, self.now())
         return len(batch)
 
-    def quarantine_rows(self, run_id: str | None = None, *, status: str | None = None) -> list[QuarantineRow]:
+    @staticmethod
+    def _insert_quarantine(conn: Connection, batch: Sequence[QuarantineRow], now: str) -> None:
+        conn.execute(
+            insert(s.quarantine),
+            [
+                {
+                    "run_id": row.run_id,
+                    "office_id": row.office_id,
+                    "source_object": row.source_object,
+                    "source_id": row.source_id,
+                    "field": row.field,
+                    "value_class": row.value_class,
+                    "reason": row.reason,
+                    "status": row.status,
+                    "created_at": now,
+                }
+                for row in batch
+            ],
+        )
+
+    @staticmethod
+    def _resolve_open(conn: Connection, office_id: str, sources: Sequence[tuple[str, str]]) -> int:
+        """Mark the office's open quarantine rows of these (source_object, source_id) resolved."""
+        q = s.quarantine.c
+        by_object: dict[str, list[str]] = {}
+        for source_object, source_id in sources:
+            by_object.setdefault(source_object, []).append(source_id)
+        total = 0
+        for source_object, ids in by_object.items():
+            for chunk in _chunks(ids):
+                total += conn.execute(
+                    update(s.quarantine)
+                    .where(q.office_id == office_id, q.status == "open", q.source_object == source_object,
+                           q.source_id.in_(chunk))
+                    .values(status="resolved")
+                ).rowcount
+        return total
+
+    def quarantine_rows(
+        self, run_id: str | None = None, *, status: str | None = None, office_id: str | None = None
+    ) -> list[QuarantineRow]:
+        """Quarantine rows in id order, by run, status and office (None: every one)."""
         q = s.quarantine.c
         query = select(s.quarantine).order_by(q.id)
         if run_id is not None:
             query = query.where(q.run_id == run_id)
+        if office_id is not None:
+            query = query.where(q.office_id == office_id)
         if status is not None:
             query = query.where(q.status == status)
         with self.engine.connect() as conn:

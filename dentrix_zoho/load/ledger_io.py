@@ -1,8 +1,8 @@
 """Everything the loader tells the ledger: per batch, the crosswalk, the audit log and the quarantine.
 
-The ledger offers no single call that writes all three in one transaction, so a batch is
-committed crosswalk first (what makes a resume skip the record), then the audit entries,
-then the quarantine. A kill between them loses audit lines of that batch, never a record.
+A batch's records (crosswalk writes, audit entries, new quarantine rows, resolutions) go in one
+ledger transaction (``Ledger.record_batch``): a kill leaves all of a batch or none of it. Send
+intents are the exception by design: each is committed on its own before its call goes out.
 """
 
 from __future__ import annotations
@@ -55,47 +55,46 @@ class LedgerWriter:
     def _open_quarantine(self) -> dict[tuple[str, str], list[QuarantineRow]]:
         if self._open is None:
             self._open = {}
-            for row in self.ledger.quarantine_rows(status="open"):
-                if row.office_id == self.office_id:
-                    self._open.setdefault((row.source_object, row.source_id), []).append(row)
+            for row in self.ledger.quarantine_rows(status="open", office_id=self.office_id):
+                self._open.setdefault((row.source_object, row.source_id), []).append(row)
         return self._open
 
     def commit(self, batch: BatchRecord) -> list[str]:
-        """Write one batch; returns crosswalk conflicts (the caller has already quarantined nothing for them)."""
-        conflicts = self.ledger.record_writes(self.run_id, self.office_id, batch.writes) if batch.writes else []
-        if batch.audit:
-            self.ledger.append_audit_many(batch.audit)
+        """Write one batch in one ledger transaction; returns crosswalk conflicts (the caller has already
+        quarantined nothing for them)."""
         open_rows = self._open_quarantine()
+        pending: dict[tuple[str, str], list[QuarantineRow]] = {}
         fresh: list[QuarantineRow] = []
         for row in batch.quarantine:
-            known = open_rows.get((row.source_object, row.source_id), [])
+            key = (row.source_object, row.source_id)
+            known = [*open_rows.get(key, ()), *pending.get(key, ())]
             if any((k.field, k.reason) == (row.field, row.reason) for k in known):
                 continue
             fresh.append(row)
-            open_rows.setdefault((row.source_object, row.source_id), []).append(row)
-        if fresh:
-            self.ledger.quarantine(fresh)
+            pending.setdefault(key, []).append(row)
+        resolving = [k for k in dict.fromkeys(batch.resolved_sources) if k in open_rows or k in pending]
+        conflicts = self.ledger.record_batch(self.run_id, self.office_id, writes=batch.writes, audit=batch.audit,
+                                             quarantine=fresh, resolve=resolving)
+        # The cache follows what the transaction committed, only once it has.
+        for key, rows in pending.items():
+            open_rows.setdefault(key, []).extend(rows)
+        for k in resolving:
+            open_rows.pop(k, None)
+        if fresh or resolving:
             self._held = None
-        if batch.resolved_sources:
-            self.resolve(batch.resolved_sources)
         return conflicts
 
     def resolve(self, sources: Iterable[tuple[str, str]]) -> int:
-        """A record that loads now is no longer quarantined."""
+        """A record that loads now is no longer quarantined; returns how many source records were taken out."""
         open_rows = self._open_quarantine()
-        keys = [k for k in set(sources) if k in open_rows]
+        keys = [k for k in dict.fromkeys(sources) if k in open_rows]
         if not keys:
             return 0
-        ids = [r.id for k in keys for r in open_rows[k] if r.id is not None]
-        stale = [k for k in keys if any(r.id is None for r in open_rows[k])]
-        if stale:  # rows added in this run carry no id yet: read them back once
-            self._open = None
-            fresh = self._open_quarantine()
-            ids += [r.id for k in stale for r in fresh.get(k, []) if r.id is not None]
+        self.ledger.record_batch(self.run_id, self.office_id, resolve=keys)
         for k in keys:
-            self._open_quarantine().pop(k, None)
+            open_rows.pop(k, None)
         self._held = None
-        return self.ledger.resolve_quarantine(sorted(set(ids))) if ids else 0
+        return len(keys)
 
     def is_quarantined(self, source_object: str, source_id: str) -> bool:
         return (source_object, source_id) in self._open_quarantine()

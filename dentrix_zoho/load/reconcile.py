@@ -76,7 +76,7 @@ def _parents(ledger: Ledger, office_id: str) -> _Parents:
 
 
 def _open_quarantine(ledger: Ledger, office_id: str) -> set[tuple[str, str]]:
-    return {(q.source_object, q.source_id) for q in ledger.quarantine_rows(status="open") if q.office_id == office_id}
+    return {(q.source_object, q.source_id) for q in ledger.quarantine_rows(status="open", office_id=office_id)}
 
 
 # -- 1. accounting: shaped = loaded + quarantined + skipped -----------------------------------
