@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -374,16 +375,36 @@ def parse_spec(data: Any, origin: Path | str = "<spec>") -> MappingSpec:
         raise SpecError(_format_error(origin, exc)) from None
 
 
+# Specs parsed in this process, by (resolved path, SHA-256 of the text): a load step asks for the spec
+# several times, and the YAML and validation are what cost. Keyed by content, so an edited file is read anew.
+_PARSED_MAX = 8
+_parsed: dict[tuple[str, str], MappingSpec] = {}
+_parsed_lock = threading.Lock()
+
+
 def load_spec(path: Path | str | None = None) -> MappingSpec:
-    """Read and validate a spec (default: ``mapping_specs/dentrix_to_zoho.yaml``)."""
+    """Read and validate a spec (default: ``mapping_specs/dentrix_to_zoho.yaml``).
+
+    Parsed once per process per file content; every caller gets a copy of its own, so what one changes
+    (an office's time zone, Zoho's API names) never reaches another."""
     spec_path = Path(path) if path is not None else default_spec_path()
-    try:
-        data = yaml.load(spec_path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{spec_path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_spec(data, spec_path)
+    text = spec_path.read_text(encoding="utf-8")
+    key = (str(spec_path.resolve()), hashlib.sha256(text.encode("utf-8")).hexdigest())
+    with _parsed_lock:
+        parsed = _parsed.get(key)
+    if parsed is None:
+        try:
+            data = yaml.load(text, Loader=_YAML_LOADER)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise SpecError(f"{spec_path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        parsed = parse_spec(data, spec_path)
+        with _parsed_lock:
+            while len(_parsed) >= _PARSED_MAX:
+                _parsed.pop(next(iter(_parsed)))
+            _parsed[key] = parsed
+    return parsed.model_copy(deep=True)
 
 
 def canonical_json(spec: MappingSpec) -> str:
