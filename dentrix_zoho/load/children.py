@@ -34,6 +34,7 @@ from dentrix_zoho.load.upserts import (
     commit,
     crosswalk_by_source,
     held_back,
+    save_later_run_pre_images,
     still_rejected,
 )
 from dentrix_zoho.load.window import Sent, send_in_window
@@ -171,6 +172,12 @@ class ChildLoader:
         live = {sid for sid, x in crosswalk.items() if not x.deleted}
         updates = [p for p in ready if p.row.source_id in live]
         creates = [p for p in ready if p.row.source_id not in live]
+        if updates and self.step.kind == "notes":
+            # A note is updated in place: its state before this run, for this run's rollback (before the
+            # first update goes). A changed file is deleted and uploaded anew: the rollback deletes the new
+            # one but has no pre-image that could bring the old file back.
+            save_later_run_pre_images(self.ctx, self.step.module,
+                                      [crosswalk[p.row.source_id] for p in updates], self.result)
         if updates:
             self.replace(updates, {p.row.source_id: crosswalk[p.row.source_id].zoho_id for p in updates})
         if creates:

@@ -44,13 +44,15 @@ from dentrix_zoho.load.context import LoadContext, LoadStep, ModuleLoadResult
 from dentrix_zoho.load.cross_office import split_for_merge
 from dentrix_zoho.load.ledger_io import BatchRecord, LedgerWriter
 from dentrix_zoho.load.links import ParentIndex, Resolved, resolve_links
-from dentrix_zoho.load.readback import run_concurrently
+from dentrix_zoho.load.readback import ReadBack, run_concurrently
 from dentrix_zoho.load.shaped import ShapedRow
 from dentrix_zoho.load.window import Sent, send_in_window
 from dentrix_zoho.load.zoho_reads import (
     current_stamps,
     existing_by_key,
+    pre_image_fields,
     pre_scan_path,
+    read_pre_images,
     scan_by_key,
     scan_office,
 )
@@ -158,6 +160,50 @@ def save_pre_images(ctx: LoadContext, module: str, zoho_ids: Iterable[str], resu
                 result.pre_images += 1
 
 
+def save_later_run_pre_images(ctx: LoadContext, module: str, rows: Iterable[CrosswalkRow],
+                              result: ModuleLoadResult) -> None:
+    """Records an earlier run of ours created that this run is about to change: their state before
+    this run, so that its rollback puts back the earlier run's values (the later run's own creations
+    are deleted instead, and a rollback of the creating run deletes the record and ignores these).
+
+    Read many a call (``zoho_reads.read_pre_images``: multi-id GETs of every field a list shows, one
+    GET by id only in a module with subforms), each chunk saved in the ledger, the only place record
+    contents go, before the next is read and all of them before the step's first write: a kill after
+    a write of this run leaves its pre-image behind, a kill before it leaves Zoho unchanged.
+    """
+    wanted = list(dict.fromkeys(x.zoho_id for x in rows if not x.deleted and x.zoho_module == module
+                                and x.created_by_run is not None and x.created_by_run != ctx.run_id))
+    if not wanted:
+        return
+    held = {ref.zoho_id for ref in ctx.ledger.pre_image_refs(ctx.run_id) if ref.module == module}
+    wanted = [z for z in wanted if z not in held]
+    if not wanted:
+        return
+    how = pre_image_fields(ctx.client, module, ctx.schema.field_types.get(module))
+    reader = ReadBack(ctx.client, workers=ctx.calls_in_flight)
+    size = (1 if how.whole else limits.IDS_PER_GET) * ctx.calls_in_flight * PRE_IMAGE_READS_PER_WORKER
+    saved = 0
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
+        records = read_pre_images(ctx.client, module, chunk, how, reader=reader)
+        for zoho_id in chunk:
+            full = records.get(zoho_id)
+            if full is not None and ctx.ledger.save_pre_image(ctx.run_id, module, zoho_id, full):
+                saved += 1
+    result.pre_images += saved
+    stats = reader.stats
+    log.info("load %s: pre-images of %d record(s) an earlier run created (%d multi-id GET(s), %d GET(s) by id)",
+             module, saved, stats.list_calls, stats.subform_reads + stats.long_text_reads)
+
+
+def imaged_before_us(ctx: LoadContext, module: str) -> set[str]:
+    """Zoho ids of ``module`` some run holds a pre-image of, less the records the crosswalk says a run of
+    ours created (a later run's pre-image of those is no sign that the record was there before us)."""
+    imaged = {p.zoho_id for p in ctx.ledger.pre_image_refs() if p.module == module}
+    ours = {z for z, x in ctx.ledger.by_zoho_ids(module, imaged).items() if x.created_by_run is not None}
+    return imaged - ours
+
+
 def classify_existing(ctx: LoadContext, module: str, unknown: list[str], result: ModuleLoadResult) -> _Known:
     known = _Known()
     if not unknown:
@@ -167,7 +213,7 @@ def classify_existing(ctx: LoadContext, module: str, unknown: list[str], result:
         return known
     run_field = ctx.run_id_field(module)
     ours = {r.run_id for r in ctx.ledger.runs()}
-    imaged = {p.zoho_id for p in ctx.ledger.pre_image_refs() if p.module == module}
+    imaged = imaged_before_us(ctx, module)
     for sid, rec in existing.items():
         zoho_id = str(rec.get("id"))
         if rec.get(run_field) in ours and zoho_id not in imaged:
@@ -324,11 +370,15 @@ def load_upsert_step(ctx: LoadContext, step: LoadStep, rows: list[ShapedRow], re
         # write of ours made it (a killed run's batch the lagging index hid from the pre-scan, a Bulk
         # Write job cut short, a retried call), unless some run holds its state from before us.
         if imaged is None:
-            imaged = {p.zoho_id for p in ctx.ledger.pre_image_refs() if p.module == step.module}
+            imaged = imaged_before_us(ctx, step.module)
         return outcome.zoho_id not in imaged
 
     in_zoho = {sid: x.zoho_id for sid, x in crosswalk.items() if not x.deleted} | known.interrupted | known.foreign
     to_send = hold_human_edits(ctx, step, to_send, crosswalk, writer, result)
+    if not ctx.options.dry_run:
+        # Only rows that go: a record held for a person's edit is not changed, so nothing to put back.
+        save_later_run_pre_images(ctx, step.module, [crosswalk[r.source_id] for r in to_send
+                                                     if r.source_id in crosswalk], result)
 
     for wave in _waves(to_send, parents):
         ready: list[Prepared] = []

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dentrix_zoho.load.readback import ReadBack, listing_calls
-from dentrix_zoho.zoho import ZohoClient, ZohoError, limits
+from dentrix_zoho.load.readback import ReadBack, listing_calls, minimum_calls
+from dentrix_zoho.zoho import OrgLimitsUnavailable, ZohoClient, ZohoError, limits
 from dentrix_zoho.zoho.transport import CallSpec, body_json
 
 V8 = "/crm/v8"
@@ -198,6 +198,77 @@ def current_stamps(client: ZohoClient, module: str, zoho_ids: Iterable[str], *,
     if not wanted:
         return {}
     return (reader or ReadBack(client)).read(module, wanted, STAMP_FIELDS)
+
+
+@dataclass(frozen=True)
+class PreImageFields:
+    """How the pre-images of a module's records are read: ``names`` by multi-id GET, or ``whole`` (one
+    GET by id a record) where a list cannot show what the restore must put back."""
+
+    names: tuple[str, ...]
+    whole: bool
+    cut_in_lists: frozenset[str] = frozenset()  # values a list may have cut short: read again by id
+
+
+def pre_image_fields(client: ZohoClient, module: str, handed: Mapping[str, str] | None = None) -> PreImageFields:
+    """Every field a list GET returns for ``module``, not only those we write: the rollback's restore
+    reads the whole record (GET by id) and empties each field its pre-image does not name, so a
+    pre-image of the written fields alone would blank whatever else the record holds.
+
+    ``handed``: the module's field types from schema set-up's hand-off (api name -> data type); only
+    without it are they read from Zoho (a metadata call). A module with a field only GET by id
+    returns (a subform such as the Contacts' insurance plans, a multi-select or multi-user lookup) is
+    read whole: the update sends its subforms (rows, or ``[]`` that removes old ones), and a list GET
+    would leave them out of the pre-image, so the restore could neither put rows back nor keep them.
+    So is a module without field metadata (nothing tells what a list would miss). The hand-off keeps
+    no textarea sub-type, so any textarea value as long as a list shows counts as possibly cut.
+    """
+    types = dict(handed) if handed is not None else None
+    if types is None:
+        try:
+            types = {str(f["api_name"]): str(f.get("data_type")) for f in client.fields(module) if f.get("api_name")}
+        except OrgLimitsUnavailable:
+            raise  # never asked Zoho: not a module without metadata
+        except ZohoError:
+            types = {}
+    by_id_only = {n for n, kind in types.items() if kind in limits.BY_ID_ONLY_TYPES}
+    names = tuple(sorted(set(types) - by_id_only - {"id"}))
+    long_text = frozenset(n for n, kind in types.items() if kind == "textarea")
+    return PreImageFields(names, whole=bool(by_id_only) or not names, cut_in_lists=long_text)
+
+
+def read_pre_images(client: ZohoClient, module: str, zoho_ids: Iterable[str], how: PreImageFields, *,
+                    reader: ReadBack | None = None) -> dict[str, dict[str, Any]]:
+    """The records as Zoho holds them now, ``IDS_PER_GET`` a call (``how.names`` in groups of
+    ``FIELDS_PER_GET``), or one GET by id each where ``how.whole``; a rich-text value as long as a list
+    shows is read again by id (the list cut it). Ids Zoho does not hold are absent.
+
+    Record contents (patient data) only go back to the caller, for the ledger: nothing is logged.
+    """
+    if not _API_NAME.match(module):
+        raise ValueError("module must be an API name")
+    wanted = list(dict.fromkeys(str(z) for z in zoho_ids))
+    if not wanted:
+        return {}
+    reader = reader or ReadBack(client)
+    if how.whole:
+        return reader.read(module, wanted, (), whole={z: "subform" for z in wanted})
+    found = reader.read(module, wanted, how.names)
+    cut = {z: "long_text" for z, record in found.items()
+           if any(isinstance(record.get(n), str) and len(record[n]) >= limits.LIST_RICH_TEXT_CHARS
+                  for n in how.cut_in_lists)}
+    if cut:
+        found.update(reader.read(module, list(cut), (), whole=cut))
+    return found
+
+
+def pre_image_read_calls(records: int, fields: int | None) -> int:
+    """Calls of :func:`read_pre_images` for ``records`` records: multi-id GETs of ``fields`` fields, or
+    (``fields`` None: a module read whole) one GET by id each. Long rich text is not counted (known
+    only once read)."""
+    if records <= 0:
+        return 0
+    return records if fields is None else minimum_calls(records, fields)
 
 
 NotesPath = Literal["org_listing", "per_parent"]

@@ -28,6 +28,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -42,6 +43,7 @@ from dentrix_zoho.load.zoho_reads import (  # the loader's own rules for the rea
     lookup_credits,
     office_scan_calls,
     office_scan_credits,
+    pre_image_read_calls,
     pre_scan_path,
 )
 from dentrix_zoho.plan.counts import MigrationCounts, StepCounts
@@ -311,6 +313,37 @@ def _schema_phase(inputs: EstimateInputs) -> list[PhaseCost]:
                    heavy=False, parallel=False)]
 
 
+@lru_cache(maxsize=1)
+def _spec_field_modules() -> tuple[frozenset[str], frozenset[str]]:
+    """From the mapping spec (the estimate sees no field metadata): the modules whose field types schema
+    set-up hands off (those it creates custom fields on), and of those the modules whose pre-images the
+    loader reads one GET by id a record (``zoho_reads.pre_image_fields``: a field only GET by id
+    returns, such as the Contacts' insurance subform)."""
+    from dentrix_zoho.mapping import load_spec
+
+    fields = load_spec().custom_fields
+    whole = frozenset(m for m, fs in fields.items() if any(f.type in limits.BY_ID_ONLY_TYPES for f in fs))
+    return frozenset(fields), whole
+
+
+def _pre_image_phases(c: StepCounts, inputs: EstimateInputs) -> list[PhaseCost]:
+    """Before a re-run (the cutover delta) updates records an earlier run of ours created, it reads their
+    pre-images for its own rollback (``upserts.save_later_run_pre_images``): multi-id GETs, one field
+    group assumed (a module with more fields than one GET carries takes one call more per group), or one
+    GET by id each in a module read whole; the field metadata once per client (one client per load step)
+    where set-up hands off none (Notes)."""
+    if not c.updates:
+        return []
+    handed, whole = _spec_field_modules()
+    reads = pre_image_read_calls(c.updates, None if c.module in whole else limits.FIELDS_PER_GET)
+    out = [_phase("pre-images", c.module, c.step, reads, reads * limits.CREDITS_DEFAULT, inputs,
+                  heavy=False, parallel=True)]
+    if c.module not in handed:
+        out.append(_phase("pre-images", c.module, c.step, 1, limits.CREDITS_DEFAULT, inputs,
+                          heavy=False, parallel=False))
+    return out
+
+
 def _upsert_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan, scanned: set[str],
                    in_office: dict[str, int], org_read: list[bool]) -> list[PhaseCost]:
     out: list[PhaseCost] = []
@@ -333,11 +366,10 @@ def _upsert_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan, scan
         out.append(_phase("human-edit check", m, s, reads, reads * limits.CREDITS_DEFAULT, inputs,
                           heavy=False, parallel=True))
         out.append(_phase("human-edit check", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
-    # The module's field metadata for Bulk Write's row test (load.bulk_write.send): once per client, one
-    # client per load step, only where Bulk Write may carry rows. The subform names come from schema
-    # set-up's hand-off (a hand-off written before it kept them reads the fields once more: not counted).
-    if m not in limits.BULK_WRITE_UNSUPPORTED_MODULES and inputs.write_path != "records":
-        out.append(_phase("metadata", m, s, 1, limits.CREDITS_DEFAULT, inputs, heavy=False, parallel=False))
+    # No field metadata read: Bulk Write's row test, the subform names and the pre-images take the field
+    # types from schema set-up's hand-off (a hand-off written before it kept them reads them once per
+    # step: not counted).
+    out += _pre_image_phases(c, inputs)
     if c.subform_updates:
         out.append(_phase("subform emptying", m, s, limits.write_calls(c.subform_updates),
                           limits.write_credits(c.subform_updates), inputs, heavy=True, parallel=False))
@@ -400,6 +432,7 @@ def _child_phases(c: StepCounts, inputs: EstimateInputs, plan: ModulePlan) -> li
         if c.creates:
             out.append(_phase("record writes", m, s, limits.write_calls(c.creates), limits.write_credits(c.creates),
                               inputs, heavy=True, parallel=True))
+        out += _pre_image_phases(c, inputs)
         if c.updates:  # changed notes are updated in place, one call at a time
             out.append(_phase("record writes", m, s, limits.write_calls(c.updates), limits.write_credits(c.updates),
                               inputs, heavy=True, parallel=False))
@@ -565,7 +598,9 @@ def _notes(inputs: EstimateInputs, counts: MigrationCounts) -> list[str]:
         "Counts are what the loader would send now: rows unchanged since the last load are not sent; a "
         "required parent not loaded, or a missing or over-limit file, is held back (quarantined at load).",
         "Not predictable here, so not counted: retries, records Zoho rejects and the calls that isolate them, "
-        "pre-images of records that existed in Zoho before us, records of this office in Zoho that the ledger "
+        "pre-images of records that existed in Zoho before us (each read by id; a re-run's updates are counted "
+        "as records an earlier run of ours created, whose pre-images go 100 a call, Contacts one by one for "
+        "their subform), records of this office in Zoho that the ledger "
         "does not know (the pre-scan's office read pages through them), notes in the org that are not ours "
         "(when reconciliation lists the org's notes it pages through them), a second count when Zoho's count "
         "lags fresh writes, reads by id where Zoho refuses a list (403), and rich text longer than a list shows "

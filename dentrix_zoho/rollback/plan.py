@@ -208,6 +208,11 @@ def plan_rollback(
     rollback_runs = {r.run_id for r in ledger.runs(kind="rollback")}
     restores = _restore_items(ledger, run_id, office_id, created, rollback_runs, notes)
     if run_id is not None:
+        # A later run (the cutover delta) keeps pre-images of records an earlier run created before it
+        # updates them (load/upserts.save_later_run_pre_images): its rollback puts those values back.
+        earlier = sum(1 for _, _, row in restores if row is not None and row.created_by_run not in (None, run_id))
+        if earlier:
+            notes.append(f"{earlier} record(s) an earlier run created are put back as that run left them")
         later = sum(1 for row in created if row.last_run_id != run_id)
         later += sum(1 for _, _, row in restores if row is not None and row.last_run_id != run_id)
         if later:
