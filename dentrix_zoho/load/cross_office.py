@@ -125,6 +125,7 @@ def split_for_merge(
         return CrossOfficeSplit(send=list(rows))
     decisions = ledger.settle_merge(writer.run_id, office_id, module, list(candidates.values()), dry_run=dry_run)
     by_source = {d.source_id: d for d in decisions}
+    writer.hold_claims(module, [d.source_id for d in decisions if d.action == "send" and d.code == "CLAIMED"])
     split = CrossOfficeSplit(send=[], decisions=decisions)
     for row in rows:
         decision = by_source.get(row.source_id)

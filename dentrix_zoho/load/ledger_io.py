@@ -51,6 +51,9 @@ class LedgerWriter:
         self._open: dict[tuple[str, str], list[QuarantineRow]] | None = None
         self._held: set[str] | None = None
         self._announced: dict[str, set[str]] = {}  # module -> source ids this writer committed intents for
+        # module -> source ids this run claimed a cross-office group for (``load/cross_office.py``):
+        # their intents go only while the run still holds the claims (``Ledger.announce_claimed``).
+        self._claimed: dict[str, set[str]] = {}
 
     def _open_quarantine(self) -> dict[tuple[str, str], list[QuarantineRow]]:
         if self._open is None:
@@ -113,11 +116,19 @@ class LedgerWriter:
         that the write may have landed though the ledger never heard the answer. Upserts: the record
         is ours if Zoho then says "update" and nothing else claims it; Notes and Attachments: looked
         for among the parent's children before they are sent again; an update: its stamp is not a
-        person's edit (``ledger/human_edits.py``)."""
-        self.ledger.append_audit_many(
-            AuditEntry(self.run_id, INTENT_OPERATION, module, "uncertain", source_id=sid) for sid in source_ids
-        )
+        person's edit (``ledger/human_edits.py``). A batch with a row whose merge claim the run lost
+        (the run was marked ended while this process ran) raises ``ClaimLost``: nothing of it goes."""
+        entries = [AuditEntry(self.run_id, INTENT_OPERATION, module, "uncertain", source_id=sid) for sid in source_ids]
+        claimed = self._claimed.get(module, set()).intersection(source_ids)
+        if claimed:
+            self.ledger.announce_claimed(entries, self.office_id, claimed)
+        else:
+            self.ledger.append_audit_many(entries)
         self._announced.setdefault(module, set()).update(source_ids)
+
+    def hold_claims(self, module: str, source_ids: Iterable[str]) -> None:
+        """Rows this run claimed a cross-office group for: their writes go only while it holds the claims."""
+        self._claimed.setdefault(module, set()).update(source_ids)
 
     def announced(self, module: str, source_id: str) -> bool:
         """Did this writer commit an intent for the record (so before any call that wrote it)?"""
