@@ -20,8 +20,8 @@ from dentrix_zoho.plan.counts import count_migration
 from dentrix_zoho.plan.estimate import EstimateInputs, estimate_phases
 
 OFFICE = "office-1"
-LOAD_PHASES = frozenset({"pre-scan", "human-edit check", "metadata", "subform emptying", "record writes",
-                         "Bulk Write", "uploads", "file replacement"})
+LOAD_PHASES = frozenset({"pre-scan", "human-edit check", "pre-images", "metadata", "subform emptying",
+                         "record writes", "Bulk Write", "uploads", "file replacement"})
 
 
 def _used(handle: Any) -> tuple[int, int]:

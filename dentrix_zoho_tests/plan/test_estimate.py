@@ -30,17 +30,17 @@ def test_counts_of_the_hand_built_office(office_home: Any) -> None:
 # Hand count for the office above, scope full, first run, custom fields already created:
 #   owner resolution: 1 users page                                                     1 call
 #   responsible parties, patients, events: a COQL pre-scan, one upsert call each (1, 2, 2 records:
-#     1 credit each), and for the two Contacts steps the module's field metadata (Bulk Write's row
-#     test; Bulk Write does not take Events)                                        3 x 2 + 2 calls
+#     1 credit each); Bulk Write's row test takes the field types schema set-up handed off, so no
+#     field metadata read                                                              3 x 2 calls
 #   notes: one call of 2 notes; attachments: one upload (the two held-back files go nowhere)   2 calls
 #   reconciliation (load.reconcile): a COQL COUNT for each of the 5 keyed modules, one page of the
 #     org's notes (2 notes under 2 parents: one page beats two listings), one attachment listing
 #     (patient 2, the only parent with a file), one multi-id read of the 2 events and one of the
 #     2 notes; no aging staged, so no balance read                                     9 calls
 # Every call costs 1 credit here (no write call carries more than 10 records).
-HAND_CALLS = 1 + 8 + 2 + 9
-# owners, pre-scans, metadata and the notes page: one call at a time
-SEQUENTIAL = 1 + 3 + 2 + 1
+HAND_CALLS = 1 + 6 + 2 + 9
+# owners, pre-scans and the notes page: one call at a time
+SEQUENTIAL = 1 + 3 + 1
 # the five write/upload phases, the 5 COUNTs together (at most 10 heavy calls at once), the three
 # reconciliation reads, one round each
 PARALLEL_ROUNDS = 5 + 1 + 3
