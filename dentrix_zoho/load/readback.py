@@ -167,6 +167,10 @@ class ReadBack:
         wanted = [m for m in dict.fromkeys(modules) if m not in self._field_types]
         run_concurrently([(lambda m=m: self._fields(m)) for m in wanted], self.workers, "zoho-metadata")
 
+    def list_fields(self, module: str) -> frozenset[str]:
+        """Fields of ``module`` a multi-id list GET can show (all but the by-id-only ones)."""
+        return frozenset(n for n, f in self._fields(module).items() if f.get("data_type") not in limits.BY_ID_ONLY_TYPES)
+
     def by_id_only_fields(self, module: str) -> frozenset[str]:
         """Fields of ``module`` only GET by id returns (subforms, multi-select and multi-user lookups)."""
         return frozenset(n for n, f in self._fields(module).items() if f.get("data_type") in limits.BY_ID_ONLY_TYPES)

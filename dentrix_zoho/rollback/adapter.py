@@ -2,9 +2,12 @@
 
 Reads for the human-edit check that need only the stamps go as multi-id list calls
 (``GET /{module}?ids=…&fields=Modified_Time,Modified_By``, ``load.readback``). Reads for a restore
-fetch whole records by id: only ``GET /{module}/{id}`` returns subforms, and
-putting a record back means seeing every field the migration may have set,
-including fields the pre-image does not name.
+go the same way (100 ids a call, 50 fields a group), except in a module with fields only
+``GET /{module}/{id}`` returns (a subform, a multi-select lookup: every record is read whole by id)
+and for a record whose pre-image holds a rich text longer than lists show. The list calls ask
+for every field a list shows (the module's metadata, read once), since a restore must also see,
+to empty them, the fields the migration set that the pre-image does not name; without pre-images
+to go by (``expected`` not given) every record is read whole, as before.
 """
 
 from __future__ import annotations
@@ -28,19 +31,50 @@ class ZohoRollbackWriter:
 
     def __init__(self, client: ZohoClient) -> None:
         self.client = client
+        self.fetch_calls = 0
+        self._readback: ReadBack | None = None  # one per rollback: it keeps each module's field types
 
     # -- RollbackWriter ------------------------------------------------------------
 
-    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str], *,
+              expected: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Mapping[str, Any]]:
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in ids))
         if not wanted:
             return {}
-        if set(fields) - {"id"} <= STAMP_FIELDS:
-            return dict(ReadBack(self.client).read(module, wanted, sorted(set(fields) - {"id"})))
-        # Whole records for a restore, one GET by id each (on worker threads within the concurrency).
-        records = run_concurrently([(lambda i=zoho_id: self.client.get(module, i)) for zoho_id in wanted],
-                                   self.client.config.concurrency, "rollback-read")
-        return {zoho_id: record for zoho_id, record in zip(wanted, records, strict=True) if record is not None}
+        names = sorted(set(fields) - {"id"})
+        if set(names) <= STAMP_FIELDS:
+            reader = ReadBack(self.client)
+            found = dict(reader.read(module, wanted, names))
+            self.fetch_calls += reader.stats.calls
+            return found
+        if expected is None:
+            # Whole records, one GET by id each (on worker threads within the concurrency).
+            records = run_concurrently([(lambda i=zoho_id: self.client.get(module, i)) for zoho_id in wanted],
+                                       self.client.config.concurrency, "rollback-read")
+            self.fetch_calls += len(wanted)
+            return {zoho_id: record for zoho_id, record in zip(wanted, records, strict=True) if record is not None}
+        reader = self._reader()
+        before = reader.stats.calls
+        if reader.by_id_only_fields(module):
+            # A module with subforms: every record whole, since rows the migration added to a record whose
+            # pre-image holds none must be seen (and emptied) too.
+            whole = dict.fromkeys(wanted, "subform")
+        else:
+            whole = {zoho_id: reason for zoho_id in wanted
+                     if (reason := reader.needs_get_by_id(module, expected.get(zoho_id, {}))) is not None}
+        # Every field a list shows, not only the pre-images': a restore empties what the migration set
+        # on a record that did not have it before (``rollback.records.restore_payload``).
+        names = sorted(set(names) | reader.list_fields(module))
+        found = dict(reader.read(module, wanted, names, whole=whole))
+        # The module's field metadata is the client's cached read (the service reads it for the read-only
+        # fields before the first step), like the current user's: outside the plan's count.
+        self.fetch_calls += reader.stats.calls - before
+        return found
+
+    def _reader(self) -> ReadBack:
+        if self._readback is None:
+            self._readback = ReadBack(self.client)
+        return self._readback
 
     def delete(self, module: str, ids: Sequence[str]) -> list[WriteOutcome]:
         keys = [str(zoho_id) for zoho_id in ids]

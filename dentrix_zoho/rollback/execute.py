@@ -28,7 +28,7 @@ from typing import Any, Literal
 from dentrix_zoho.ledger import AuditEntry, Ledger, SharedOwner
 from dentrix_zoho.ledger.shared import RELEASE_OPERATION
 from dentrix_zoho.progress import Progress
-from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, RollbackItem, RollbackPlan, RollbackStep
+from dentrix_zoho.rollback.plan import CREDITS_PER_READ_CALL, STAMP_FIELDS, RollbackItem, RollbackPlan, RollbackStep
 from dentrix_zoho.ledger.human_edits import edited_since_our_write, modified_by_id, writes_in_doubt
 from dentrix_zoho.rollback.records import matches_pre_image, restore_payload
 from dentrix_zoho.rollback.writer import ALREADY_GONE_CODES, RollbackWriter, WriteOutcome
@@ -36,7 +36,7 @@ from dentrix_zoho.rollback.writer import ALREADY_GONE_CODES, RollbackWriter, Wri
 log = logging.getLogger(__name__)
 
 Policy = Literal["skip", "force"]
-STAMP_FIELDS = ("Modified_Time", "Modified_By")
+
 ALL_OFFICES = "*"
 
 
@@ -280,7 +280,7 @@ class _Runner:
         if not pending:
             return
         restored_fields = {name for image in pre_images.values() for name in restore_payload(image, None, read_only)}
-        current = self._fetch(step, pending, sorted(restored_fields - {"id"}) + list(STAMP_FIELDS))
+        current = self._fetch(step, pending, sorted(restored_fields - {"id"}) + list(STAMP_FIELDS), pre_images)
         payloads: dict[str, dict[str, Any]] = {}
         already: dict[str, tuple[tuple[int, ...], str | None]] = {}
         skipped: list[RollbackItem] = []
@@ -336,14 +336,17 @@ class _Runner:
     # -- shared -------------------------------------------------------------------
 
     def _fetch(
-        self, step: RollbackStep, items: Sequence[RollbackItem], field_names: Sequence[str]
+        self, step: RollbackStep, items: Sequence[RollbackItem], field_names: Sequence[str],
+        pre_images: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, Mapping[str, Any]] | None:
         if not self.plan.check_human_edits:
             return None
-        current = dict(self.writer.fetch(step.module, [item.zoho_id for item in items], field_names))
-        rows = self.ledger.by_zoho_ids(step.module, [item.zoho_id for item in items])
+        before = self.writer.fetch_calls
+        ids = [item.zoho_id for item in items]
+        current = dict(self.writer.fetch(step.module, ids, field_names, expected=pre_images))
+        rows = self.ledger.by_zoho_ids(step.module, ids)
         self._in_doubt |= writes_in_doubt(self.ledger, rows.values())
-        reads = len(items) if step.op == "restore" and self.plan.restore_reads_per_record else 1
+        reads = self.writer.fetch_calls - before
         credits = reads * CREDITS_PER_READ_CALL
         self.result.api_calls += reads
         self.result.credits += credits

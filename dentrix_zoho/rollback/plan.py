@@ -15,11 +15,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from dentrix_zoho.ledger import CrosswalkRow, Ledger, LedgerError, PreImageRef, SharedOwner
 from dentrix_zoho.ledger.text_table import text_table
+from dentrix_zoho.load.readback import minimum_calls
+from dentrix_zoho.zoho.limits import LIST_RICH_TEXT_CHARS
+
+# The stamps every check reads beside a pre-image's fields (``rollback/execute.py``).
+STAMP_FIELDS = ("Modified_Time", "Modified_By")
 
 DEFAULT_MODULE_ORDER: tuple[str, ...] = ("Contacts", "Leads", "Events", "Tasks", "Calls", "Notes", "Attachments")
 ATTACHMENT_MODULES: frozenset[str] = frozenset({"Attachments"})
@@ -50,6 +55,10 @@ class RollbackItem:
     parent_zoho_id: str | None = None
     # Releases: whose hold on a shared Contact ends.
     office_id: str | None = None
+    # Restores: the pre-image holds what only GET by id returns (a list: subform or multi-select; a text
+    # longer than lists show), so its check reads it whole; and how many fields the pre-image names.
+    whole_read: bool = False
+    field_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +95,9 @@ class RollbackPlan:
     steps: list[RollbackStep]
     check_human_edits: bool = True
     notes: list[str] = field(default_factory=list)
-    # A restore's check reads whole records, one GET per record (only that read
-    # returns subforms); a delete's check is one list call per step.
+    # A restore's check (the Zoho adapter's reads, ``rollback/adapter.py``): the pre-images' fields
+    # by list calls of 100 ids, a record of a module with subforms one GET by id. Without it: one list
+    # call per step, as a delete's check.
     restore_reads_per_record: bool = False
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -111,7 +121,11 @@ class RollbackPlan:
     def check_reads(self, step: RollbackStep) -> int:
         if not self.check_human_edits or step.per_record or step.op == "release":
             return 0
-        return len(step.items) if step.op == "restore" and self.restore_reads_per_record else 1
+        if step.op != "restore" or not self.restore_reads_per_record:
+            return 1
+        listed = [item for item in step.items if not item.whole_read]
+        fields = max((item.field_count for item in listed), default=0)
+        return minimum_calls(len(listed), fields) + (len(step.items) - len(listed))
 
     @property
     def api_calls(self) -> int:
@@ -206,7 +220,8 @@ def plan_rollback(
 
     created, releases = _shared_contacts(ledger, created, run_id, office_id, notes)
     rollback_runs = {r.run_id for r in ledger.runs(kind="rollback")}
-    restores = _restore_items(ledger, run_id, office_id, created, rollback_runs, notes)
+    restores = _restore_items(ledger, run_id, office_id, created, rollback_runs, notes,
+                              read_shapes=restore_reads_per_record and check_human_edits)
     if run_id is not None:
         # A later run (the cutover delta) keeps pre-images of records an earlier run created before it
         # updates them (load/upserts.save_later_run_pre_images): its rollback puts those values back.
@@ -315,6 +330,8 @@ def _restore_items(
     created: Sequence[CrosswalkRow],
     rollback_runs: set[str],
     notes: list[str],
+    *,
+    read_shapes: bool = False,
 ) -> list[tuple[str, RollbackItem, CrosswalkRow | None]]:
     """(module, item, crosswalk row) per record: this run's pre-image, or (all runs) the earliest one."""
     doomed = {(row.zoho_module, row.zoho_id) for row in created}
@@ -341,6 +358,7 @@ def _restore_items(
         if row is not None and office_id is not None and row.office_id != office_id:
             continue
         first = refs[0]
+        shape = _read_shape(ledger.pre_image(first.run_id, first.module, first.zoho_id)) if read_shapes else (False, 0)
         items.append(
             (
                 first.module,
@@ -351,6 +369,8 @@ def _restore_items(
                     expected_modified_time=row.zoho_modified_time if row else None,
                     pre_image_run_id=first.run_id,
                     pre_image_ids=tuple(ref.id for ref in refs),
+                    whole_read=shape[0],
+                    field_count=shape[1],
                 ),
                 row,
             )
@@ -358,6 +378,17 @@ def _restore_items(
     if orphans:
         notes.append(f"{orphans} pre-image(s) have no crosswalk row and no office; left out")
     return items
+
+
+def _read_shape(pre_image: Mapping[str, Any] | None) -> tuple[bool, int]:
+    """(read whole by id, fields named) of a restore's check, as the Zoho adapter will read it: a list
+    value (a subform, a multi-select) or a text longer than lists show makes it a GET by id."""
+    if pre_image is None:
+        return False, 0
+    names = [name for name in pre_image if name != "id" and not name.startswith("$")]
+    whole = any(isinstance(v, list) or (isinstance(v, str) and len(v) > LIST_RICH_TEXT_CHARS)
+                for v in pre_image.values())
+    return whole, len(names) + len(STAMP_FIELDS)
 
 
 def _module_rank(module_order: Sequence[str]) -> dict[str, int]:
@@ -379,6 +410,10 @@ def _restore_steps(
     by_module: dict[str, list[RollbackItem]] = {}
     for module, item, _ in restores:
         by_module.setdefault(module, []).append(item)
+    for module, items in by_module.items():
+        # A pre-image with a subform shows the module has them: the adapter reads all its records whole.
+        if any(item.whole_read for item in items):
+            by_module[module] = [replace(item, whole_read=True) for item in items]
     steps: list[RollbackStep] = []
     for module in sorted(by_module, key=lambda m: (rank.get(m, len(rank)), m)):
         items = sorted(

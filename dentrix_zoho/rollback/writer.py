@@ -27,12 +27,17 @@ class WriteOutcome:
 
 
 class RollbackWriter(Protocol):
-    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+    # Calls the fetches made so far (the rollback's bill counts them).
+    fetch_calls: int
+
+    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str], *,
+              expected: Mapping[str, Mapping[str, Any]] | None = None) -> Mapping[str, Mapping[str, Any]]:
         """Current records by id, with at least ``fields`` (always Modified_Time and
         Modified_By; for restores also the restored fields); ids that no longer
-        exist are absent. Planned as one list call with ``ids=`` (≤ 100 ids); an
-        adapter may split it where Zoho's 50-field cap or subforms (returned only
-        by GET by id) demand."""
+        exist are absent. For restores ``expected`` gives each record's pre-image, so that
+        an adapter reads whole (GET by id) only the records whose pre-image holds what a
+        list call cannot show (a subform); the rest go as list calls with ``ids=``
+        (≤ 100 ids, split where Zoho's 50-field cap demands)."""
         ...
 
     def delete(self, module: str, ids: Sequence[str]) -> Sequence[WriteOutcome]:

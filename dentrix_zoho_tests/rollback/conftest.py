@@ -33,6 +33,7 @@ class FakeZoho:
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.calls: list[tuple[str, str, tuple[str, ...]]] = []  # (verb, module, ids)
         self.fetched_fields: list[tuple[str, tuple[str, ...]]] = []
+        self.fetch_calls = 0
         self._clock = datetime(2026, 1, 1, tzinfo=UTC)
         self._next_id = 5_725_767_000_000_524_000
         self.crash_on_write: int | None = None  # crash on the n-th write call, after applying it
@@ -70,9 +71,11 @@ class FakeZoho:
         }
 
     # -- RollbackWriter ------------------------------------------------------------
-    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def fetch(self, module: str, ids: Sequence[str], fields: Sequence[str], *,
+              expected: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
         assert len(ids) <= 100
         assert {"Modified_Time", "Modified_By"} <= set(fields)
+        self.fetch_calls += 1  # one list call of whole records, as the fake reads them
         self.fetched_fields.append((module, tuple(fields)))
         self.calls.append(("fetch", module, tuple(ids)))
         found = self.records.get(module, {})

@@ -263,8 +263,17 @@ def test_pre_images_are_read_many_a_call_and_contacts_one_by_one(tmp_path: Path,
     assert calls["GET /crm/v8/{module}/{record_id}"] == 0
     world.ledger.finish_run("delta", "succeeded")
 
-    _, rolled = _rollback(world, "delta")
+    calls_before = _api_calls(world)
+    plan, rolled = _rollback(world, "delta")
+    calls = _api_calls(world) - calls_before
     assert rolled.complete and rolled.restored == n + 3, rolled.summary()
+    # The restores' checks read as the pre-images were read: Events many a call, only Contacts by id;
+    # and the plan said so before (its bill is the rollback's, and the emulator's).
+    assert calls["GET /crm/v8/{module}/{record_id}"] == 3
+    events_reads = math.ceil(n / limits.IDS_PER_GET)
+    assert calls["GET /crm/v8/{module}"] == events_reads  # was n + 3 GETs by id before
+    assert rolled.api_calls == plan.api_calls == sum(v for k, v in calls.items() if "/settings/" not in k
+                                                     and "/users" not in k)
     starts = {r["Start_DateTime"][:10] for r in zoho_by_sid(world, "Events").values()}
     assert starts == {"2026-11-20"}
     assert {r.get("Phone") for r in zoho_by_sid(world, "Contacts").values()} == {None}
