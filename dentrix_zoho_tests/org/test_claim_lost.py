@@ -10,36 +10,22 @@ claim as in doubt). SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from dentrix_zoho.ledger import AuditEntry, Ledger, MergeCandidate, MergeMember
+from dentrix_zoho.ledger import AuditEntry, Ledger
 from dentrix_zoho.ledger.ledger import INTENT_OPERATION
 from dentrix_zoho.ledger.shared import ClaimLost
 from dentrix_zoho.org.ended_runs import close_ended_run
-
-A, B = "north", "south"
-PA, PB = "north:patient:1", "south:patient:7"
-GROUP = "g-1"
+from dentrix_zoho_tests.org.test_ended_runs import A, B, PA, PB, decide
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    url = (f"sqlite:///{tmp_path / 'ledger.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_database"))
-    with Ledger(url) as opened:
-        opened.replace_merge_groups([MergeMember(GROUP, A, "patient", PA, "name"),
-                                     MergeMember(GROUP, B, "patient", PB, "name")], offices=(A, B))
-        yield opened
+@pytest.fixture
+def ledger(grouped_ledger: Ledger) -> Ledger:
+    return grouped_ledger
 
 
 def claim(ledger: Ledger, run: str, sid: str) -> str:
-    office = sid.split(":")[0]
-    other = (B, "patient", PB) if office == A else (A, "patient", PA)
-    [decision] = ledger.settle_merge(run, office, "Contacts", [MergeCandidate("patient", sid, "h", GROUP, (other,))])
-    return decision.code
+    return decide(ledger, run, sid)[1]
 
 
 def intent(run: str, sid: str) -> AuditEntry:

@@ -5,31 +5,22 @@ before its batch goes, and there is one Contact of her (south's), which north's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dentrix_zoho.ledger.shared import ClaimLost
 from dentrix_zoho.load import cross_office, load_module, upserts
-from dentrix_zoho.org import POLICY_ENV
 from dentrix_zoho.org.ended_runs import close_ended_run
-from dentrix_zoho_tests.org.merge_kit import NORTH, OWN, SHARED, SOUTH, Org, running_org
+from dentrix_zoho_tests.org.merge_kit import NORTH, OWN, SHARED, SOUTH, Org
+from dentrix_zoho_tests.org.test_ended_runs_through_loader import _contacts
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
-    monkeypatch.setenv(POLICY_ENV, "merge")
-    with running_org(tmp_path) as made:
-        made.audit()
-        yield made
-
-
-def _contacts(org: Org) -> dict[str, str]:
-    return {r["Source_System_ID"]: zid for zid, r in org.records().get("Contacts", {}).items()}
+def org(audited_merge_org: Org) -> Org:
+    return audited_merge_org
 
 
 def test_a_run_whose_claim_was_released_mid_step_does_not_send_her(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,6 @@ audit's record of the offices it covered, which a merge load asks for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +37,9 @@ def claims(ledger: Ledger) -> list[tuple[str, str]]:
         return [(r.source_id, r.run_id) for r in conn.execute(select(s.merge_claims).order_by(s.merge_claims.c.group_key))]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    url = (f"sqlite:///{tmp_path / 'ledger.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_database"))
-    with Ledger(url) as opened:
-        opened.replace_merge_groups([MergeMember(GROUP, A, "patient", PA, "name"),
-                                     MergeMember(GROUP, B, "patient", PB, "name")], offices=(A, B))
-        yield opened
+@pytest.fixture
+def ledger(grouped_ledger: Ledger) -> Ledger:
+    return grouped_ledger
 
 
 def test_a_failed_run_is_closed_and_its_claim_released_so_the_other_office_claims_the_person(ledger: Ledger) -> None:

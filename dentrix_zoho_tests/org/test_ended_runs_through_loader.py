@@ -5,26 +5,20 @@ for that next run instead, and there is still one Contact. Dagster itself: test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from dentrix_zoho.load import load_module
-from dentrix_zoho.org import POLICY_ENV
 from dentrix_zoho.org.ended_runs import close_ended_run
 from dentrix_zoho.zoho import ZohoError
-from dentrix_zoho_tests.org.merge_kit import KIT, NORTH, OWN, SHARED, SOUTH, Org, children_of, running_org
+from dentrix_zoho_tests.org.merge_kit import KIT, NORTH, OWN, SHARED, SOUTH, Org, children_of
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Org]:
-    monkeypatch.setenv(POLICY_ENV, "merge")
-    with running_org(tmp_path) as made:
-        made.audit()
-        yield made
+def org(audited_merge_org: Org) -> Org:
+    return audited_merge_org
 
 
 def _contacts(org: Org) -> dict[str, str]:

@@ -9,7 +9,6 @@ of the full run afterwards deletes the records. Against the emulator, through th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from collections import Counter
@@ -24,20 +23,12 @@ from dentrix_zoho.load import load_all, load_module
 from dentrix_zoho.mapping import load_spec
 from dentrix_zoho.rollback.service import make_plan, new_rollback_run_id, run_rollback
 from dentrix_zoho.zoho import ZohoClient, limits
+from dentrix_zoho.zoho_emulator.config import FULL_SCOPE
+
+from dentrix_zoho_tests.load import conftest as KIT
+from dentrix_zoho_tests.load import test_load_estimate
 
 
-def _load_kit() -> Any:
-    """The load tests' conftest, by path: its fixtures and helpers as they are."""
-    spec = importlib.util.spec_from_file_location(
-        "later_run_load_kit", Path(__file__).parents[1] / "load" / "conftest.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-KIT = _load_kit()
 emulator_factory = KIT.emulator_factory
 world_factory = KIT.world_factory
 killer = KIT.killer
@@ -46,7 +37,6 @@ zoho_by_sid = KIT.zoho_by_sid
 load_parents = KIT.load_parents
 Killed = KIT.Killed
 
-FULL_SCOPE = "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.users.READ,ZohoCRM.org.READ"
 STAMPED_BY_ZOHO = frozenset({"Modified_Time", "Modified_By"})
 MODULES = ("Contacts", "Events", "Tasks", "Notes")
 
@@ -302,16 +292,6 @@ def test_a_delta_killed_after_its_update_keeps_the_pre_image_and_rolls_back(migr
     assert _state(world) == full
 
 
-def _estimate_kit() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "later_run_estimate_kit", Path(__file__).parents[1] / "load" / "test_load_estimate.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_estimate_counts_the_pre_image_reads_a_delta_makes(tmp_path: Path,
                                                                world_factory: Callable[..., Any]) -> None:
     """Before the delta, the estimate's load phases (pre-images included) are what the emulator then counts,
@@ -319,7 +299,7 @@ def test_the_estimate_counts_the_pre_image_reads_a_delta_makes(tmp_path: Path,
     from dentrix_zoho.plan.counts import count_migration
     from dentrix_zoho.plan.estimate import EstimateInputs, estimate_phases
 
-    est = _estimate_kit()
+    est = test_load_estimate
     duck = KIT.build_small_world(tmp_path / "shaped.duckdb", tmp_path / "files", tweak=_with_tasks)
     world = world_factory(duck, load_spec(), extra_args=["--token-mint-limit", "0"])
 
